@@ -1,0 +1,271 @@
+// Kafka RecordBatch v2 framing: encode, scan (validate), decode.
+// Byte layout: docs/format.md. All multi-byte header fields are big-endian.
+//
+// Encoding is two calls so that record bytes cross from JS exactly once and
+// land in their final place:
+//   1. batchLayout: from a descriptor table of sizes, write every record's
+//      framing (lengths, varints) and report where each key, value, header
+//      name and header value must be copied;
+//   2. (JS copies the bytes to those positions)
+//   3. batchFinish: write the 61-byte header and the CRC-32C.
+
+import { crc32c } from './crc32c';
+import {
+  varintOk, varintEnd, sizeVarint, sizeVarlong, writeVarint, writeVarlong, readVarint, readVarlong,
+} from './varint';
+
+export const BATCH_HEADER_SIZE: i32 = 61;
+const LOG_OVERHEAD: i32 = 12; // baseOffset + batchLength
+const CRC_START: usize = 21;
+
+// --- encode -----------------------------------------------------------------
+// Descriptor per record (i32 words): tsDeltaLo, tsDeltaHi, keyLen, valueLen,
+// headerCount, then (nameLen, valueLen) per header. A length of -1 is null.
+// Positions out (i32 per chunk, in order): key, value, then name and value of
+// each header; a null chunk's position is where it would have started.
+
+/**
+ * Lays out n records after the header at out. Returns the batch's total size,
+ * -1 when it would exceed cap bytes, -2 when a descriptor is invalid.
+ */
+export function batchLayout(desc: usize, n: i32, out: usize, cap: i32, pos: usize): i32 {
+  let p: usize = out + <usize>BATCH_HEADER_SIZE;
+  const limit: usize = out + <usize>cap;
+  if (p > limit) return -1;
+  let d = desc;
+  let q = pos;
+  for (let i: i32 = 0; i < n; i++) {
+    const tsDelta: i64 = (<i64>load<i32>(d, 4) << 32) | <i64>load<u32>(d);
+    const keyLen = load<i32>(d, 8);
+    const valueLen = load<i32>(d, 12);
+    const hc = load<i32>(d, 16);
+    if (keyLen < -1 || valueLen < -1 || hc < 0) return -2;
+    let body: i64 = 1 + <i64>sizeVarlong(tsDelta) + <i64>sizeVarint(i)
+      + <i64>sizeVarint(keyLen) + <i64>max(keyLen, 0)
+      + <i64>sizeVarint(valueLen) + <i64>max(valueLen, 0)
+      + <i64>sizeVarint(hc);
+    let h = d + 20;
+    for (let j: i32 = 0; j < hc; j++) {
+      const nl = load<i32>(h);
+      const vl = load<i32>(h, 4);
+      if (nl < 0 || vl < -1) return -2;
+      body += <i64>sizeVarint(nl) + <i64>nl + <i64>sizeVarint(vl) + <i64>max(vl, 0);
+      h += 8;
+    }
+    if (body > 0x7fffffff) return -1;
+    const total = <i64>sizeVarint(<i32>body) + body;
+    if (<i64>(limit - p) < total) return -1;
+    p = writeVarint(p, <i32>body);
+    store<u8>(p++, 0); // record attributes
+    p = writeVarlong(p, tsDelta);
+    p = writeVarint(p, i);
+    p = writeVarint(p, keyLen);
+    store<i32>(q, <i32>(p - out)); q += 4;
+    p += <usize>max(keyLen, 0);
+    p = writeVarint(p, valueLen);
+    store<i32>(q, <i32>(p - out)); q += 4;
+    p += <usize>max(valueLen, 0);
+    p = writeVarint(p, hc);
+    h = d + 20;
+    for (let j: i32 = 0; j < hc; j++) {
+      const nl = load<i32>(h);
+      const vl = load<i32>(h, 4);
+      p = writeVarint(p, nl);
+      store<i32>(q, <i32>(p - out)); q += 4;
+      p += <usize>nl;
+      p = writeVarint(p, vl);
+      store<i32>(q, <i32>(p - out)); q += 4;
+      p += <usize>max(vl, 0);
+      h += 8;
+    }
+    d = h;
+  }
+  return <i32>(p - out);
+}
+
+@inline function storeBE32(p: usize, v: i32): void { store<u32>(p, bswap<u32>(<u32>v)); }
+@inline function storeBE16(p: usize, v: i32): void { store<u16>(p, bswap<u16>(<u16>v)); }
+@inline function storeBE64(p: usize, lo: u32, hi: u32): void {
+  store<u32>(p, bswap<u32>(hi));
+  store<u32>(p, bswap<u32>(lo), 4);
+}
+@inline function loadBE32(p: usize): i32 { return <i32>bswap<u32>(load<u32>(p)); }
+@inline function loadBE16(p: usize): i32 { return <i32><i16>bswap<u16>(load<u16>(p)); }
+
+/**
+ * Writes the header of a laid-out batch (base offset 0, leader epoch -1) and
+ * its CRC. lastOffsetDelta = n - 1. Returns the CRC.
+ */
+export function batchFinish(
+  out: usize, total: i32, n: i32,
+  firstTsLo: u32, firstTsHi: u32, maxTsLo: u32, maxTsHi: u32, attributes: i32,
+  producerIdLo: u32, producerIdHi: u32, producerEpoch: i32, baseSequence: i32,
+): u32 {
+  storeBE64(out, 0, 0);
+  storeBE32(out + 8, total - LOG_OVERHEAD);
+  storeBE32(out + 12, -1);
+  store<u8>(out + 16, 2);
+  storeBE16(out + 21, attributes);
+  storeBE32(out + 23, n - 1);
+  storeBE64(out + 27, firstTsLo, firstTsHi);
+  storeBE64(out + 35, maxTsLo, maxTsHi);
+  storeBE64(out + 43, producerIdLo, producerIdHi);
+  storeBE16(out + 51, producerEpoch);
+  storeBE32(out + 53, baseSequence);
+  storeBE32(out + 57, n);
+  const crc = crc32c(out + CRC_START, <usize>(total - <i32>CRC_START), 0);
+  storeBE32(out + 17, <i32>crc);
+  return crc;
+}
+
+// --- scan -------------------------------------------------------------------
+// One row of 16 i32 per valid batch:
+//  0 position   1 size   2 baseOffsetLo 3 baseOffsetHi 4 lastOffsetDelta
+//  5 firstTsLo  6 firstTsHi 7 maxTsLo 8 maxTsHi 9 recordCount 10 attributes
+// 11 leaderEpoch 12 producerIdLo 13 producerIdHi 14 producerEpoch 15 baseSequence
+export const SCAN_ROW_WORDS: i32 = 16;
+
+export const STOP_END: i32 = 0;        // every byte consumed
+export const STOP_INCOMPLETE: i32 = 1; // buffer ends inside a batch (torn tail or short read)
+export const STOP_BAD_LENGTH: i32 = 2; // batch length out of bounds
+export const STOP_BAD_MAGIC: i32 = 3;
+export const STOP_BAD_CRC: i32 = 4;
+export const STOP_BAD_HEADER: i32 = 5; // inconsistent counts or deltas
+export const STOP_TABLE_FULL: i32 = 6; // maxRows reached before the end
+
+let stopReason: i32 = 0;
+let stopPosition: i32 = 0;
+
+export function scanStopReason(): i32 { return stopReason; }
+export function scanStopPosition(): i32 { return stopPosition; }
+
+/**
+ * Validates concatenated batches in [ptr, ptr+len), writing one row per valid
+ * batch. Stops at the first invalid or incomplete batch; scanStopReason and
+ * scanStopPosition (relative to ptr) say why and where.
+ */
+export function batchScan(ptr: usize, len: i32, out: usize, maxRows: i32, maxBatchBytes: i32, verifyCrc: bool): i32 {
+  let pos: i32 = 0;
+  let rows: i32 = 0;
+  let o = out;
+  while (true) {
+    const remaining = len - pos;
+    if (remaining == 0) { stopReason = STOP_END; break; }
+    if (rows >= maxRows) { stopReason = STOP_TABLE_FULL; break; }
+    if (remaining < LOG_OVERHEAD) { stopReason = STOP_INCOMPLETE; break; }
+    const b = ptr + <usize>pos;
+    const batchLength = loadBE32(b + 8);
+    if (batchLength < BATCH_HEADER_SIZE - LOG_OVERHEAD || batchLength > maxBatchBytes - LOG_OVERHEAD) {
+      stopReason = STOP_BAD_LENGTH; break;
+    }
+    const size = batchLength + LOG_OVERHEAD;
+    // The magic byte sits inside the header: check it as soon as it is present,
+    // so garbage is not mistaken for a torn tail.
+    if (remaining > 16 && load<u8>(b + 16) != 2) { stopReason = STOP_BAD_MAGIC; break; }
+    if (remaining < size) { stopReason = STOP_INCOMPLETE; break; }
+    if (verifyCrc) {
+      const stored = <u32>loadBE32(b + 17);
+      if (crc32c(b + CRC_START, <usize>(size - <i32>CRC_START), 0) != stored) { stopReason = STOP_BAD_CRC; break; }
+    }
+    const lastOffsetDelta = loadBE32(b + 23);
+    const count = loadBE32(b + 57);
+    if (lastOffsetDelta < 0 || count < 0 || count > lastOffsetDelta + 1) { stopReason = STOP_BAD_HEADER; break; }
+    store<i32>(o, pos);
+    store<i32>(o, size, 4);
+    store<i32>(o, loadBE32(b + 4), 8);
+    store<i32>(o, loadBE32(b), 12);
+    store<i32>(o, lastOffsetDelta, 16);
+    store<i32>(o, loadBE32(b + 31), 20);
+    store<i32>(o, loadBE32(b + 27), 24);
+    store<i32>(o, loadBE32(b + 39), 28);
+    store<i32>(o, loadBE32(b + 35), 32);
+    store<i32>(o, count, 36);
+    store<i32>(o, loadBE16(b + 21) & 0xffff, 40);
+    store<i32>(o, loadBE32(b + 12), 44);
+    store<i32>(o, loadBE32(b + 47), 48);
+    store<i32>(o, loadBE32(b + 43), 52);
+    store<i32>(o, loadBE16(b + 51), 56);
+    store<i32>(o, loadBE32(b + 53), 60);
+    o += <usize>(SCAN_ROW_WORDS * 4);
+    rows++;
+    pos += size;
+  }
+  stopPosition = pos;
+  return rows;
+}
+
+// --- decode -----------------------------------------------------------------
+// Record row (8 i32): offsetDelta, tsDeltaLo, tsDeltaHi, keyPos, keyLen,
+// valuePos, valueLen, headerCount. Header rows (4 i32): namePos, nameLen,
+// valuePos, valueLen, in record order. Positions are absolute addresses.
+export const RECORD_ROW_WORDS: i32 = 8;
+export const HEADER_ROW_WORDS: i32 = 4;
+export const DECODE_MALFORMED: i32 = -1;
+export const DECODE_ROWS_FULL: i32 = -2;
+export const DECODE_HEADERS_FULL: i32 = -3;
+
+let decodedHeaders: i32 = 0;
+export function decodeHeaderCount(): i32 { return decodedHeaders; }
+
+/**
+ * Decodes exactly count records filling [ptr, ptr+len) (the records section
+ * of an uncompressed batch, or a decompressed one). Returns count, or a
+ * negative DECODE_* code. Every length is bounds-checked against the region.
+ */
+export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, maxRows: i32, hdrs: usize, maxHeaders: i32): i32 {
+  const end = ptr + <usize>len;
+  let p = ptr;
+  let r = rows;
+  let h = hdrs;
+  let nh: i32 = 0;
+  varintOk = true;
+  if (count > maxRows) return DECODE_ROWS_FULL;
+  for (let i: i32 = 0; i < count; i++) {
+    const recLen = readVarint(p, end);
+    if (!varintOk || recLen < 0) return DECODE_MALFORMED;
+    p = varintEnd;
+    if (<usize>recLen > end - p || recLen < 1) return DECODE_MALFORMED;
+    const recEnd = p + <usize>recLen;
+    p++; // attributes
+    const tsDelta = readVarlong(p, recEnd); p = varintEnd;
+    const offsetDelta = readVarint(p, recEnd); p = varintEnd;
+    const keyLen = readVarint(p, recEnd); p = varintEnd;
+    if (!varintOk || keyLen < -1 || <usize>max(keyLen, 0) > recEnd - p) return DECODE_MALFORMED;
+    const keyPos = p;
+    p += <usize>max(keyLen, 0);
+    const valueLen = readVarint(p, recEnd); p = varintEnd;
+    if (!varintOk || valueLen < -1 || <usize>max(valueLen, 0) > recEnd - p) return DECODE_MALFORMED;
+    const valuePos = p;
+    p += <usize>max(valueLen, 0);
+    const hc = readVarint(p, recEnd); p = varintEnd;
+    if (!varintOk || hc < 0) return DECODE_MALFORMED;
+    if (hc > maxHeaders - nh) return DECODE_HEADERS_FULL;
+    for (let j: i32 = 0; j < hc; j++) {
+      const nl = readVarint(p, recEnd); p = varintEnd;
+      if (!varintOk || nl < 0 || <usize>nl > recEnd - p) return DECODE_MALFORMED;
+      store<i32>(h, <i32>p);
+      store<i32>(h, nl, 4);
+      p += <usize>nl;
+      const vl = readVarint(p, recEnd); p = varintEnd;
+      if (!varintOk || vl < -1 || <usize>max(vl, 0) > recEnd - p) return DECODE_MALFORMED;
+      store<i32>(h, <i32>p, 8);
+      store<i32>(h, vl, 12);
+      p += <usize>max(vl, 0);
+      h += <usize>(HEADER_ROW_WORDS * 4);
+    }
+    nh += hc;
+    if (p != recEnd) return DECODE_MALFORMED;
+    store<i32>(r, offsetDelta);
+    store<i32>(r, <i32>tsDelta, 4);
+    store<i32>(r, <i32>(tsDelta >> 32), 8);
+    store<i32>(r, <i32>keyPos, 12);
+    store<i32>(r, keyLen, 16);
+    store<i32>(r, <i32>valuePos, 20);
+    store<i32>(r, valueLen, 24);
+    store<i32>(r, hc, 28);
+    r += <usize>(RECORD_ROW_WORDS * 4);
+  }
+  if (p != end) return DECODE_MALFORMED;
+  decodedHeaders = nh;
+  return count;
+}

@@ -1,0 +1,59 @@
+// Typed errors. Every error sediment throws is a SedimentError with a stable
+// `code` a script can switch on; subclasses carry the facts needed to act.
+
+export class SedimentError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An argument is the wrong type or out of range. Nothing was written. */
+export class InvalidArgumentError extends SedimentError {
+  constructor(message: string) { super('ERR_INVALID_ARGUMENT', message); }
+}
+
+/** A record or batch exceeds a configured or format limit. Nothing was written. */
+export class RecordTooLargeError extends SedimentError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number, what = 'record') {
+    super('ERR_RECORD_TOO_LARGE', `${what} of ${size} bytes exceeds the limit of ${limit} bytes`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** Stored bytes failed validation (CRC, magic, lengths, framing). Never returned as data. */
+export class CorruptionError extends SedimentError {
+  readonly file: string | undefined;
+  readonly position: number;
+  readonly offset: number | undefined;
+  readonly reason: string;
+  constructor(reason: string, details: { file?: string; position: number; offset?: number }) {
+    const where = `${details.file ?? '<buffer>'} at byte ${details.position}` +
+      (details.offset !== undefined ? ` (offset ${details.offset})` : '');
+    super('ERR_CORRUPTION', `corrupt data in ${where}: ${reason}`);
+    this.file = details.file;
+    this.position = details.position;
+    this.offset = details.offset;
+    this.reason = reason;
+  }
+}
+
+/** A batch uses a compression codec this build cannot read (snappy, lz4, zstd). */
+export class UnsupportedCodecError extends SedimentError {
+  readonly codec: number;
+  constructor(codec: number) {
+    const names = ['none', 'gzip', 'snappy', 'lz4', 'zstd'];
+    super('ERR_UNSUPPORTED_CODEC', `compression codec ${names[codec] ?? codec} (${codec}) is not supported; only none and gzip are`);
+    this.codec = codec;
+  }
+}
+
+/** WebAssembly memory could not grow, or the module trapped. */
+export class WasmMemoryError extends SedimentError {
+  constructor(message: string, options?: { cause?: unknown }) { super('ERR_WASM_MEMORY', message, options); }
+}

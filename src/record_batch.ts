@@ -1,0 +1,323 @@
+// Kafka RecordBatch v2 on top of the wasm framing kernels: encode records
+// into a batch in wasm memory, scan (validate) concatenated batches, decode a
+// batch's records. Byte layout: docs/format.md.
+
+import { Kernels, WasmBuffer } from './kernels.js';
+import { CorruptionError, InvalidArgumentError, RecordTooLargeError, UnsupportedCodecError } from './errors.js';
+import { NormalizedRecord, StoredRecord, RecordHeader, decodeUtf8 } from './record.js';
+
+export const BATCH_HEADER_SIZE = 61;
+export const LOG_OVERHEAD = 12;
+export const SCAN_ROW_WORDS = 16;
+const RECORD_ROW_WORDS = 8;
+const HEADER_ROW_WORDS = 4;
+/** Worst-case framing bytes per record beyond its payload, and per header. */
+const MAX_RECORD_OVERHEAD = 36;
+const MAX_HEADER_OVERHEAD = 10;
+const TWO32 = 4294967296;
+
+export const CODEC_NONE = 0;
+export const CODEC_GZIP = 1;
+export const ATTR_CODEC_MASK = 0x07;
+export const ATTR_LOG_APPEND_TIME = 0x08;
+export const ATTR_TRANSACTIONAL = 0x10;
+export const ATTR_CONTROL = 0x20;
+
+/** Why a scan stopped. */
+export enum ScanStop {
+  /** Every byte was a valid batch. */
+  End = 0,
+  /** The buffer ends inside a batch: a torn tail, or more bytes must be read. */
+  Incomplete = 1,
+  BadLength = 2,
+  BadMagic = 3,
+  BadCrc = 4,
+  BadHeader = 5,
+  /** The row table filled before the end; scan again from stopPosition. */
+  TableFull = 6,
+}
+
+export const SCAN_STOP_NAMES = ['end', 'incomplete batch', 'batch length out of bounds', 'bad magic byte',
+  'CRC-32C mismatch', 'inconsistent batch header', 'row table full'];
+
+/** Header facts of one valid batch. */
+export interface BatchInfo {
+  /** Byte position of the batch in the scanned buffer (or file). */
+  position: number;
+  /** Total bytes on disk (batchLength + 12). */
+  size: number;
+  baseOffset: number;
+  lastOffsetDelta: number;
+  firstTimestamp: number;
+  maxTimestamp: number;
+  recordCount: number;
+  attributes: number;
+  leaderEpoch: number;
+  producerId: number;
+  producerEpoch: number;
+  baseSequence: number;
+}
+
+export interface ScanResult {
+  batches: BatchInfo[];
+  stop: ScanStop;
+  /** Position (relative to the buffer) where scanning stopped. */
+  stopPosition: number;
+}
+
+export interface EncodeOptions {
+  attributes?: number;
+  producerId?: number;
+  producerEpoch?: number;
+  baseSequence?: number;
+}
+
+function lo32(n: number): number { return n >>> 0; }
+function hi32(n: number): number { return Math.floor(n / TWO32) | 0; }
+
+/** Encodes normalised records into RecordBatch v2 bytes inside wasm memory. */
+export class RecordBatchEncoder {
+  private readonly k: Kernels;
+  private readonly desc: WasmBuffer;
+  private readonly pos: WasmBuffer;
+
+  constructor(k: Kernels) {
+    this.k = k;
+    this.desc = new WasmBuffer(k, 4096);
+    this.pos = new WasmBuffer(k, 4096);
+  }
+
+  /** Upper bound of the encoded size of these records. */
+  static maxSize(records: readonly NormalizedRecord[]): number {
+    let n = BATCH_HEADER_SIZE;
+    for (const r of records) {
+      n += MAX_RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+      for (let j = 0; j < r.headerKeys.length; j++) {
+        n += MAX_HEADER_OVERHEAD + r.headerKeys[j]!.length + (r.headerValues[j]?.length ?? 0);
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Frames records as one batch at out.ptr + at (growing out as needed, keeping
+   * its first `at` bytes). Base offset is 0: the log stamps it on append.
+   * Returns the batch size in bytes.
+   */
+  encode(records: readonly NormalizedRecord[], out: WasmBuffer, at = 0, opts: EncodeOptions = {}): number {
+    const n = records.length;
+    if (n === 0) throw new InvalidArgumentError('a batch needs at least one record');
+    const bound = RecordBatchEncoder.maxSize(records);
+    if (bound > 0x7fffffff - at) throw new RecordTooLargeError(bound, 0x7fffffff - at, 'batch');
+    let words = 0;
+    let chunks = 0;
+    for (const r of records) { words += 5 + 2 * r.headerKeys.length; chunks += 2 + 2 * r.headerKeys.length; }
+    // Every allocation happens before any view is taken.
+    out.ensure(at + bound, at);
+    const descPtr = this.desc.ensure(words * 4);
+    const posPtr = this.pos.ensure(chunks * 4);
+    const k = this.k;
+    const i32 = k.i32;
+    const firstTs = records[0]!.timestamp;
+    let maxTs = firstTs;
+    let w = descPtr >>> 2;
+    for (const r of records) {
+      const delta = r.timestamp - firstTs;
+      if (r.timestamp > maxTs) maxTs = r.timestamp;
+      i32[w] = lo32(delta);
+      i32[w + 1] = hi32(delta);
+      i32[w + 2] = r.key === null ? -1 : r.key.length;
+      i32[w + 3] = r.value === null ? -1 : r.value.length;
+      const hc = r.headerKeys.length;
+      i32[w + 4] = hc;
+      w += 5;
+      for (let j = 0; j < hc; j++) {
+        i32[w] = r.headerKeys[j]!.length;
+        const hv = r.headerValues[j];
+        i32[w + 1] = hv === null || hv === undefined ? -1 : hv.length;
+        w += 2;
+      }
+    }
+    const base = out.ptr + at;
+    const size = k.raw.batchLayout(descPtr, n, base, bound, posPtr);
+    if (size < 0) throw new InvalidArgumentError(`batch layout failed (${size})`);
+    const u8 = k.u8;
+    let p = posPtr >>> 2;
+    for (const r of records) {
+      if (r.key !== null && r.key.length > 0) u8.set(r.key, base + i32[p]!);
+      if (r.value !== null && r.value.length > 0) u8.set(r.value, base + i32[p + 1]!);
+      p += 2;
+      for (let j = 0; j < r.headerKeys.length; j++) {
+        const hk = r.headerKeys[j]!;
+        if (hk.length > 0) u8.set(hk, base + i32[p]!);
+        const hv = r.headerValues[j];
+        if (hv !== null && hv !== undefined && hv.length > 0) u8.set(hv, base + i32[p + 1]!);
+        p += 2;
+      }
+    }
+    const pid = opts.producerId ?? -1;
+    k.raw.batchFinish(base, size, n, lo32(firstTs), hi32(firstTs), lo32(maxTs), hi32(maxTs),
+      (opts.attributes ?? 0) & ~ATTR_CODEC_MASK, lo32(pid), hi32(pid), opts.producerEpoch ?? -1, opts.baseSequence ?? -1);
+    return size;
+  }
+
+  free(): void { this.desc.free(); this.pos.free(); }
+}
+
+/** Writes a base offset into the batch at ptr (not covered by the CRC). */
+export function stampBaseOffset(k: Kernels, ptr: number, baseOffset: number): void {
+  const dv = k.dv;
+  dv.setUint32(ptr, hi32(baseOffset));
+  dv.setUint32(ptr + 4, lo32(baseOffset));
+}
+
+/** Reads row i of a scan table. */
+function readRow(i32: Int32Array, w: number, positionBase: number): BatchInfo {
+  return {
+    position: positionBase + i32[w]!,
+    size: i32[w + 1]!,
+    baseOffset: i32[w + 3]! * TWO32 + (i32[w + 2]! >>> 0),
+    lastOffsetDelta: i32[w + 4]!,
+    firstTimestamp: i32[w + 6]! * TWO32 + (i32[w + 5]! >>> 0),
+    maxTimestamp: i32[w + 8]! * TWO32 + (i32[w + 7]! >>> 0),
+    recordCount: i32[w + 9]!,
+    attributes: i32[w + 10]!,
+    leaderEpoch: i32[w + 11]!,
+    producerId: i32[w + 13]! * TWO32 + (i32[w + 12]! >>> 0),
+    producerEpoch: i32[w + 14]!,
+    baseSequence: i32[w + 15]!,
+  };
+}
+
+/** Validates concatenated batches in wasm memory; reusable scratch for the row table. */
+export class BatchScanner {
+  private readonly k: Kernels;
+  private readonly rows: WasmBuffer;
+  private readonly maxRows: number;
+
+  constructor(k: Kernels, maxRows = 4096) {
+    this.k = k;
+    this.maxRows = maxRows;
+    this.rows = new WasmBuffer(k, maxRows * SCAN_ROW_WORDS * 4);
+  }
+
+  /**
+   * Scans [ptr, ptr+len). Positions in the result are positionBase + offset
+   * in the buffer. Stops at the first invalid batch, at the end, or after
+   * maxRows batches (stop = TableFull: call again from stopPosition).
+   */
+  scan(ptr: number, len: number, opts: { maxBatchBytes?: number; verifyCrc?: boolean; positionBase?: number } = {}): ScanResult {
+    const raw = this.k.raw;
+    const count = raw.batchScan(ptr, len, this.rows.ptr, this.maxRows, opts.maxBatchBytes ?? 0x7fffffff, opts.verifyCrc === false ? 0 : 1);
+    const stop = raw.scanStopReason() as ScanStop;
+    const stopPosition = raw.scanStopPosition();
+    const i32 = this.k.i32;
+    const base = opts.positionBase ?? 0;
+    const batches: BatchInfo[] = new Array(count);
+    for (let i = 0; i < count; i++) batches[i] = readRow(i32, (this.rows.ptr >>> 2) + i * SCAN_ROW_WORDS, base);
+    return { batches, stop, stopPosition };
+  }
+
+  free(): void { this.rows.free(); }
+}
+
+/** Where a batch came from, for error messages. */
+export interface BatchSource { file?: string; position: number }
+
+async function inflateGzip(data: Uint8Array): Promise<Uint8Array> {
+  const ds = new DecompressionStream('gzip');
+  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(ds);
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** Decodes the records of validated batches. Reuses its row tables. */
+export class RecordBatchDecoder {
+  private readonly k: Kernels;
+  private readonly rows: WasmBuffer;
+  private readonly hdrs: WasmBuffer;
+  private readonly inflated: WasmBuffer;
+
+  constructor(k: Kernels) {
+    this.k = k;
+    this.rows = new WasmBuffer(k, 1024 * RECORD_ROW_WORDS * 4);
+    this.hdrs = new WasmBuffer(k, 1024 * HEADER_ROW_WORDS * 4);
+    this.inflated = new WasmBuffer(k, 64 * 1024);
+  }
+
+  /** True when decode() can run synchronously (uncompressed). */
+  static isSync(info: BatchInfo): boolean { return (info.attributes & ATTR_CODEC_MASK) === CODEC_NONE; }
+
+  /**
+   * Decodes an uncompressed batch at ptr (already validated by a scan) and
+   * pushes its records with offset >= minOffset onto out. Throws
+   * CorruptionError on malformed records, UnsupportedCodecError for codecs.
+   */
+  decode(ptr: number, info: BatchInfo, out: StoredRecord[], minOffset = 0, src?: BatchSource): void {
+    const codec = info.attributes & ATTR_CODEC_MASK;
+    if (codec !== CODEC_NONE) {
+      if (codec === CODEC_GZIP) throw new InvalidArgumentError('gzip batch: use decodeAsync');
+      throw new UnsupportedCodecError(codec);
+    }
+    this.decodeRegion(ptr + BATCH_HEADER_SIZE, info.size - BATCH_HEADER_SIZE, info, out, minOffset, src);
+  }
+
+  /** Decodes any supported batch, inflating gzip (codec 1) first. */
+  async decodeAsync(ptr: number, info: BatchInfo, out: StoredRecord[], minOffset = 0, src?: BatchSource): Promise<void> {
+    const codec = info.attributes & ATTR_CODEC_MASK;
+    if (codec === CODEC_NONE) return this.decode(ptr, info, out, minOffset, src);
+    if (codec !== CODEC_GZIP) throw new UnsupportedCodecError(codec);
+    const compressed = this.k.u8.slice(ptr + BATCH_HEADER_SIZE, ptr + info.size);
+    let plain: Uint8Array;
+    try {
+      plain = await inflateGzip(compressed);
+    } catch (err) {
+      throw new CorruptionError(`gzip data does not inflate: ${(err as Error).message}`,
+        { file: src?.file, position: src?.position ?? info.position, offset: info.baseOffset });
+    }
+    const p = this.inflated.ensure(plain.length);
+    this.k.u8.set(plain, p);
+    this.decodeRegion(p, plain.length, info, out, minOffset, src);
+  }
+
+  private decodeRegion(ptr: number, len: number, info: BatchInfo, out: StoredRecord[], minOffset: number, src?: BatchSource): void {
+    const count = info.recordCount;
+    const rowsPtr = this.rows.ensure(count * RECORD_ROW_WORDS * 4);
+    // A header row needs at least 2 bytes of input, so len/2 rows always suffice.
+    const maxHeaders = Math.max(16, len >>> 1);
+    const hdrPtr = this.hdrs.ensure(maxHeaders * HEADER_ROW_WORDS * 4);
+    const k = this.k;
+    const rc = k.raw.recordsDecode(ptr, len, count, rowsPtr, count, hdrPtr, maxHeaders);
+    if (rc !== count) {
+      throw new CorruptionError(`malformed records in batch (decode status ${rc})`,
+        { file: src?.file, position: src?.position ?? info.position, offset: info.baseOffset });
+    }
+    const i32 = k.i32;
+    const u8 = k.u8;
+    const logAppendTime = (info.attributes & ATTR_LOG_APPEND_TIME) !== 0;
+    let w = rowsPtr >>> 2;
+    let h = hdrPtr >>> 2;
+    for (let i = 0; i < count; i++, w += RECORD_ROW_WORDS) {
+      const hc = i32[w + 7]!;
+      const offset = info.baseOffset + i32[w]!;
+      if (offset < minOffset) { h += hc * HEADER_ROW_WORDS; continue; }
+      const keyLen = i32[w + 4]!;
+      const valueLen = i32[w + 6]!;
+      const keyPos = i32[w + 3]!;
+      const valuePos = i32[w + 5]!;
+      const headers: RecordHeader[] = new Array(hc);
+      for (let j = 0; j < hc; j++, h += HEADER_ROW_WORDS) {
+        const np = i32[h]!; const nl = i32[h + 1]!; const vp = i32[h + 2]!; const vl = i32[h + 3]!;
+        headers[j] = { key: decodeUtf8(u8.subarray(np, np + nl)), value: vl < 0 ? null : u8.slice(vp, vp + vl) };
+      }
+      out.push({
+        offset,
+        timestamp: logAppendTime ? info.maxTimestamp : info.firstTimestamp + (i32[w + 2]! * TWO32 + (i32[w + 1]! >>> 0)),
+        key: keyLen < 0 ? null : u8.slice(keyPos, keyPos + keyLen),
+        value: valueLen < 0 ? null : u8.slice(valuePos, valuePos + valueLen),
+        headers,
+      });
+    }
+  }
+
+  free(): void { this.rows.free(); this.hdrs.free(); this.inflated.free(); }
+}
