@@ -57,3 +57,56 @@ export class UnsupportedCodecError extends SedimentError {
 export class WasmMemoryError extends SedimentError {
   constructor(message: string, options?: { cause?: unknown }) { super('ERR_WASM_MEMORY', message, options); }
 }
+
+/** An offset (or timestamp) outside the log's range [logStartOffset, logEndOffset]. */
+export class OffsetOutOfRangeError extends SedimentError {
+  readonly offset: number;
+  readonly logStartOffset: number;
+  readonly logEndOffset: number;
+  constructor(offset: number, logStartOffset: number, logEndOffset: number, what = 'offset') {
+    super('ERR_OFFSET_OUT_OF_RANGE', `${what} ${offset} is outside the log [${logStartOffset}, ${logEndOffset}]`);
+    this.offset = offset;
+    this.logStartOffset = logStartOffset;
+    this.logEndOffset = logEndOffset;
+  }
+}
+
+/** Another writer holds the store directory's lock. */
+export class StoreLockedError extends SedimentError {
+  readonly dir: string;
+  readonly holderPid: number | undefined;
+  constructor(dir: string, holderPid?: number) {
+    super('ERR_STORE_LOCKED', `store ${dir} is locked by another writer${holderPid ? ` (pid ${holderPid})` : ''}; open it with readOnly: true to read`);
+    this.dir = dir;
+    this.holderPid = holderPid;
+  }
+}
+
+/** The store, topic or partition was closed. */
+export class ClosedError extends SedimentError {
+  constructor(what: string) { super('ERR_CLOSED', `${what} is closed`); }
+}
+
+/** A write was attempted on a store opened read-only. */
+export class ReadOnlyError extends SedimentError {
+  constructor(what: string) { super('ERR_READ_ONLY', `${what} is open read-only`); }
+}
+
+export class TopicNotFoundError extends SedimentError {
+  readonly topic: string;
+  constructor(topic: string) { super('ERR_TOPIC_NOT_FOUND', `topic '${topic}' does not exist`); this.topic = topic; }
+}
+
+export class TopicExistsError extends SedimentError {
+  readonly topic: string;
+  constructor(topic: string) { super('ERR_TOPIC_EXISTS', `topic '${topic}' already exists`); this.topic = topic; }
+}
+
+/** A storage operation failed (I/O error); the message names the file. */
+export class StorageError extends SedimentError {
+  readonly path: string;
+  constructor(path: string, op: string, cause: unknown) {
+    super('ERR_STORAGE', `${op} ${path} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.path = path;
+  }
+}
