@@ -18,6 +18,8 @@ export class IndexFile {
   protected file: FileHandle | null = null;
   /** Entries held (valid only while loaded). */
   entries = 0;
+  /** Read-only store: rebuilds and appends stay in memory, the file is never written. */
+  memoryOnly = false;
 
   constructor(k: Kernels, storage: Storage, path: string, entrySize: number) {
     this.k = k;
@@ -55,7 +57,7 @@ export class IndexFile {
   /** Opens the file for appending (active segment). */
   openForWrite(): void {
     if (!this.buf) this.load();
-    if (!this.file) this.file = this.storage.open(this.path, 'write');
+    if (!this.file && !this.memoryOnly) this.file = this.storage.open(this.path, 'write');
   }
 
   /** Appends one entry already encoded by writeEntry(). */
@@ -64,7 +66,10 @@ export class IndexFile {
     const at = this.entries * this.entrySize;
     buf.ensure(at + this.entrySize, at);
     write(this.k.dv, buf.ptr + at);
-    this.file!.write(this.k.u8, buf.ptr + at, this.entrySize, at);
+    if (!this.memoryOnly) {
+      if (!this.file) this.file = this.storage.open(this.path, 'write');
+      this.file.write(this.k.u8, buf.ptr + at, this.entrySize, at);
+    }
     this.entries++;
   }
 
@@ -72,6 +77,7 @@ export class IndexFile {
   truncateEntries(n: number): void {
     if (n >= this.entries) return;
     this.entries = n;
+    if (this.memoryOnly) return;
     if (this.file) this.file.truncate(n * this.entrySize);
     else {
       const h = this.storage.open(this.path, 'write');
@@ -83,6 +89,7 @@ export class IndexFile {
   reset(): void {
     if (!this.buf) this.buf = new WasmBuffer(this.k, this.entrySize * 64);
     this.entries = 0;
+    if (this.memoryOnly) return;
     if (!this.file) this.file = this.storage.open(this.path, 'write');
     this.file.truncate(0);
   }

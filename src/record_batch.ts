@@ -14,6 +14,8 @@ const HEADER_ROW_WORDS = 4;
 /** Worst-case framing bytes per record beyond its payload, and per header. */
 const MAX_RECORD_OVERHEAD = 36;
 const MAX_HEADER_OVERHEAD = 10;
+/** Smallest encoded record: length, attributes, timestamp delta, offset delta, key, value, header count. */
+const MIN_RECORD_BYTES = 7;
 const TWO32 = 4294967296;
 
 export const CODEC_NONE = 0;
@@ -123,6 +125,11 @@ export class RecordBatchEncoder {
     let w = descPtr >>> 2;
     for (const r of records) {
       const delta = r.timestamp - firstTs;
+      // The delta is exact only when it is a safe integer; otherwise the
+      // decoded timestamp would silently differ from the one written.
+      if (!Number.isSafeInteger(delta)) {
+        throw new InvalidArgumentError(`timestamps ${firstTs} and ${r.timestamp} are too far apart for one batch`);
+      }
       if (r.timestamp > maxTs) maxTs = r.timestamp;
       i32[w] = lo32(delta);
       i32[w + 1] = hi32(delta);
@@ -281,6 +288,12 @@ export class RecordBatchDecoder {
 
   private decodeRegion(ptr: number, len: number, info: BatchInfo, out: StoredRecord[], minOffset: number, src?: BatchSource): void {
     const count = info.recordCount;
+    // Every record takes at least MIN_RECORD_BYTES, so a larger count is
+    // corrupt: reject it before sizing the row table from it.
+    if (count < 0 || count * MIN_RECORD_BYTES > len) {
+      throw new CorruptionError(`record count ${count} does not fit ${len} bytes of records`,
+        { file: src?.file, position: src?.position ?? info.position, offset: info.baseOffset });
+    }
     const rowsPtr = this.rows.ensure(count * RECORD_ROW_WORDS * 4);
     // A header row needs at least 2 bytes of input, so len/2 rows always suffice.
     const maxHeaders = Math.max(16, len >>> 1);
@@ -293,6 +306,16 @@ export class RecordBatchDecoder {
     }
     const i32 = k.i32;
     const u8 = k.u8;
+    // Offset deltas must increase within [0, lastOffsetDelta] (gaps are
+    // allowed: compaction keeps offsets). Checked before anything is pushed.
+    for (let i = 0, w = rowsPtr >>> 2, prev = -1; i < count; i++, w += RECORD_ROW_WORDS) {
+      const od = i32[w]!;
+      if (od <= prev || od > info.lastOffsetDelta) {
+        throw new CorruptionError(`record ${i} has offset delta ${od} (previous ${prev}, last ${info.lastOffsetDelta})`,
+          { file: src?.file, position: src?.position ?? info.position, offset: info.baseOffset });
+      }
+      prev = od;
+    }
     const logAppendTime = (info.attributes & ATTR_LOG_APPEND_TIME) !== 0;
     let w = rowsPtr >>> 2;
     let h = hdrPtr >>> 2;

@@ -1,0 +1,679 @@
+// A partition: an append-only log of segments in <store>/<topic>-<n>/.
+//
+// Writes: append() validates every record first (nothing is written when any
+// is bad), frames batches in wasm memory, stamps offsets and writes them from
+// that memory. Reads: read() is an async iterator over CRC-checked batches,
+// read straight into wasm memory. Durability: flush() fdatasyncs every dirty
+// segment (group commit: concurrent calls share one flush) and then records
+// the recovery point. Recovery: see docs/log.md.
+
+import * as path from 'node:path';
+import { Kernels, WasmBuffer } from './kernels.js';
+import { Storage } from './storage.js';
+import { LogSegment, parseSegmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult } from './log_segment.js';
+import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, BatchInfo, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
+  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL } from './record_batch.js';
+import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
+import { TopicConfig } from './topic_config.js';
+import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
+
+export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
+export const RECOVERY_POINT_FILE = 'recovery-point';
+/** Largest number of records in one append call. */
+export const MAX_RECORDS_PER_APPEND = 1_000_000;
+/** Bytes read per chunk when reading a segment. */
+const READ_CHUNK = 1 << 20;
+
+export interface AppendResult {
+  /** Offset of the first record written (logEndOffset before the call when nothing was written). */
+  baseOffset: number;
+  /** Offset of the last record written (baseOffset - 1 when nothing was written). */
+  lastOffset: number;
+  /** Records written. */
+  count: number;
+  /** Indexes (into the input) of records dropped as duplicates (dedup topics). */
+  dropped: number[];
+  /** Offset of each input record, or -1 for a dropped one. */
+  offsets: number[];
+}
+
+export type ReadFrom = { offset: number } | { timestamp: number };
+
+export interface ReadOptions {
+  /** Stop after this many records. */
+  maxRecords?: number;
+  /** Stop once this many key + value + header bytes were returned (at least one record is). */
+  maxBytes?: number;
+  /** Wait for new records at the end instead of finishing. */
+  tail?: boolean;
+  /** 'appended' (default): every complete batch; 'flushed': only up to the high watermark. */
+  isolation?: 'appended' | 'flushed';
+  /** Ends a tailing read. */
+  signal?: AbortSignal;
+}
+
+/** Decides, before offsets are assigned, which records to keep (dedup). */
+export interface AppendFilter {
+  /** Returns, for each record, true to keep it. Called once per append with all its records. */
+  filter(records: readonly NormalizedRecord[]): boolean[];
+  /** Called after the kept records were written, with their offsets. */
+  committed?(records: readonly NormalizedRecord[], offsets: readonly number[]): void;
+  /** Called when writing failed after filter(): the filter must forget what it admitted. */
+  aborted?(): void;
+}
+
+/** Reads below the local log start (tiered storage). */
+export interface RemoteLogReader {
+  /** First offset held remotely, or null when nothing is. */
+  logStartOffset(): number | null;
+  /** Records from offset up to (not including) localStart. */
+  read(offset: number, localStart: number, opts: ReadOptions): AsyncIterable<StoredRecord>;
+  /** First offset whose record timestamp is >= ts among remote data, or null. */
+  offsetForTimestamp?(ts: number): Promise<number | null>;
+}
+
+export interface PartitionOptions {
+  k: Kernels;
+  storage: Storage;
+  dir: string;
+  topic: string;
+  id: number;
+  config: TopicConfig;
+  readOnly: boolean;
+  /** Progress callback for long recoveries. */
+  onRecovery?: (e: { partition: string; segment: number; result: RecoveryResult }) => void;
+}
+
+export interface PartitionStats {
+  logStartOffset: number;
+  logEndOffset: number;
+  highWatermark: number;
+  segments: number;
+  sizeBytes: number;
+}
+
+export class Partition {
+  readonly topic: string;
+  readonly id: number;
+  readonly dir: string;
+  readonly readOnly: boolean;
+  config: TopicConfig;
+  /** Segments in offset order; the last is active. */
+  segments: LogSegment[] = [];
+  appendFilter: AppendFilter | null = null;
+  remote: RemoteLogReader | null = null;
+  /** Return false to keep a closed segment that retention would delete (e.g. not yet uploaded). */
+  retentionGuard: ((seg: LogSegment) => boolean) | null = null;
+  /** Called after a segment is sealed by a roll. */
+  onRoll: ((seg: LogSegment) => void) | null = null;
+  /** What the last open's recovery found, per segment base offset. */
+  readonly recoveryReport: { baseOffset: number; result: RecoveryResult }[] = [];
+  private readonly k: Kernels;
+  private readonly storage: Storage;
+  private readonly encoder: RecordBatchEncoder;
+  private readonly writeBuf: WasmBuffer;
+  private _highWatermark = 0;
+  private unflushedRecords = 0;
+  private dirDirty = false;
+  private queuedFlush: Promise<void> | null = null;
+  private runningFlush: Promise<void> | null = null;
+  private flushTimer: ReturnType<typeof setInterval> | null = null;
+  private waiters: (() => void)[] = [];
+  private closed = false;
+  private failed: Error | null = null;
+
+  private constructor(o: PartitionOptions) {
+    this.k = o.k;
+    this.storage = o.storage;
+    this.dir = o.dir;
+    this.topic = o.topic;
+    this.id = o.id;
+    this.config = o.config;
+    this.readOnly = o.readOnly;
+    this.encoder = new RecordBatchEncoder(o.k);
+    this.writeBuf = new WasmBuffer(o.k, 64 * 1024);
+  }
+
+  get name(): string { return `${this.topic}-${this.id}`; }
+  get active(): LogSegment { return this.segments[this.segments.length - 1]!; }
+  /** First offset held locally. */
+  get localLogStartOffset(): number { return this.segments[0]!.baseOffset; }
+  /** First readable offset, including remote (tiered) data. */
+  get logStartOffset(): number {
+    const r = this.remote?.logStartOffset();
+    return r !== null && r !== undefined ? Math.min(r, this.localLogStartOffset) : this.localLogStartOffset;
+  }
+  /** Offset the next appended record gets. */
+  get logEndOffset(): number { return this.active.nextOffset; }
+  /** One past the last offset known durable (covered by a completed flush). */
+  get highWatermark(): number { return this._highWatermark; }
+  get sizeBytes(): number { return this.segments.reduce((n, s) => n + s.size, 0); }
+
+  stats(): PartitionStats {
+    return { logStartOffset: this.logStartOffset, logEndOffset: this.logEndOffset, highWatermark: this.highWatermark, segments: this.segments.length, sizeBytes: this.sizeBytes };
+  }
+
+  // --- open and recovery -----------------------------------------------------
+
+  static async open(o: PartitionOptions): Promise<Partition> {
+    const p = new Partition(o);
+    await p.load(o.onRecovery);
+    if (!p.readOnly && p.config.flushMs > 0) {
+      p.flushTimer = setInterval(() => { if (p.unflushedRecords > 0 || p.dirDirty) p.flush().catch((e) => { p.failed ??= e; }); }, p.config.flushMs);
+      p.flushTimer.unref?.();
+    }
+    return p;
+  }
+
+  private settings() {
+    return { indexIntervalBytes: this.config.indexIntervalBytes, maxBatchBytes: Math.max(this.config.maxMessageBytes, 1 << 20) };
+  }
+
+  private async load(onRecovery?: PartitionOptions['onRecovery']): Promise<void> {
+    const st = this.storage;
+    if (!this.readOnly) st.mkdirp(this.dir);
+    const names = st.list(this.dir);
+    const bases: number[] = [];
+    for (const n of names) {
+      if (n.endsWith('.deleted') || n.endsWith('.cleaned') || n.endsWith('.tmp')) {
+        if (!this.readOnly) st.remove(path.join(this.dir, n));
+        continue;
+      }
+      const b = parseSegmentFileName(n, LOG_SUFFIX);
+      if (b !== null) bases.push(b);
+    }
+    bases.sort((a, b) => a - b);
+    // Index files with no log are leftovers of a deletion cut short.
+    if (!this.readOnly) {
+      const set = new Set(bases);
+      for (const n of names) {
+        const b = parseSegmentFileName(n, INDEX_SUFFIX) ?? parseSegmentFileName(n, TIME_INDEX_SUFFIX);
+        if (b !== null && !set.has(b)) st.remove(path.join(this.dir, n));
+      }
+    }
+    const cleanPath = path.join(this.dir, CLEAN_SHUTDOWN_FILE);
+    const clean = st.exists(cleanPath);
+    const recoveryPoint = this.readRecoveryPoint();
+    if (clean && !this.readOnly) {
+      // From now on a crash must trigger recovery: the marker goes first, durably.
+      st.remove(cleanPath);
+      await st.syncDir(this.dir);
+    }
+    const scanner = new BatchScanner(this.k);
+    const buf = new WasmBuffer(this.k, 1 << 20);
+    try {
+      for (let i = 0; i < bases.length; i++) {
+        const base = bases[i]!;
+        const seg = LogSegment.open(this.k, st, this.dir, base, this.settings(), !this.readOnly);
+        const isLast = i === bases.length - 1;
+        const nextBase = isLast ? undefined : bases[i + 1]!;
+        // Segments wholly below the recovery point were flushed: trust them.
+        const flushed = nextBase !== undefined && nextBase <= recoveryPoint;
+        let needScan = !(clean || flushed);
+        if (!needScan) {
+          if (isLast) {
+            if (!seg.loadTail()) needScan = true;
+          } else {
+            seg.nextOffset = nextBase!;
+            seg.closed = true;
+            // Indexes of closed segments load lazily; the time index gives maxTimestamp.
+            seg.loadIndexes();
+            const t = seg.timeIndex.lastEntry;
+            if (t) { seg.maxTimestamp = t.timestamp; seg.offsetOfMaxTimestamp = t.offset; }
+            seg.index.closeFile();
+            seg.timeIndex.closeFile();
+          }
+        }
+        if (needScan) {
+          const result = seg.recover(scanner, buf, this.readOnly);
+          this.recoveryReport.push({ baseOffset: base, result });
+          onRecovery?.({ partition: this.name, segment: base, result });
+          if (!isLast) seg.seal();
+          if (result.problem && !isLast) {
+            if (this.readOnly) {
+              // Keep what follows readable; the corruption surfaces as a CorruptionError when read.
+              seg.nextOffset = Math.max(seg.nextOffset, nextBase!);
+            } else {
+              // Like Kafka: everything after the first invalid batch of unflushed data goes.
+              for (let j = i + 1; j < bases.length; j++) {
+                const later = LogSegment.open(this.k, st, this.dir, bases[j]!, this.settings(), true);
+                later.delete();
+              }
+              this.segments.push(seg);
+              seg.closed = false;
+              break;
+            }
+          }
+        }
+        if (!isLast) seg.closed = true;
+        this.segments.push(seg);
+      }
+    } finally {
+      buf.free();
+      scanner.free();
+    }
+    if (this.segments.length === 0) {
+      if (this.readOnly) throw new InvalidArgumentError(`partition ${this.dir} has no segments`);
+      this.segments.push(LogSegment.create(this.k, st, this.dir, Math.max(0, recoveryPoint), this.settings()));
+      this.dirDirty = true;
+    }
+    const act = this.active;
+    act.closed = false;
+    if (!this.readOnly) {
+      act.index.openForWrite();
+      act.timeIndex.openForWrite();
+    }
+    this._highWatermark = this.logEndOffset;
+  }
+
+  private readRecoveryPoint(): number {
+    const raw = this.storage.readFile(path.join(this.dir, RECOVERY_POINT_FILE));
+    if (!raw) return 0;
+    try {
+      const v = JSON.parse(new TextDecoder().decode(raw)) as { offset?: unknown };
+      return typeof v.offset === 'number' && Number.isSafeInteger(v.offset) && v.offset >= 0 ? v.offset : 0;
+    } catch {
+      return 0; // a torn checkpoint only means more recovery
+    }
+  }
+
+  // --- append ------------------------------------------------------------------
+
+  private checkWritable(): void {
+    if (this.closed) throw new ClosedError(`partition ${this.name}`);
+    if (this.readOnly) throw new ReadOnlyError(`partition ${this.name}`);
+    if (this.failed) throw this.failed;
+  }
+
+  /**
+   * Appends records, assigning contiguous offsets. Every record is validated
+   * before anything is written. Records are split into batches of at most
+   * maxMessageBytes; a record that cannot fit in one batch is refused.
+   */
+  async append(records: readonly RecordInput[]): Promise<AppendResult> {
+    const result = this.appendSync(records);
+    if (this.config.flushMessages > 0 && this.unflushedRecords >= this.config.flushMessages) await this.flush();
+    return result;
+  }
+
+  /** append() without the flush-policy wait (for callers that batch their own flushes). */
+  appendSync(records: readonly RecordInput[]): AppendResult {
+    this.checkWritable();
+    if (!Array.isArray(records)) throw new InvalidArgumentError('append takes an array of records');
+    if (records.length > MAX_RECORDS_PER_APPEND) throw new InvalidArgumentError(`at most ${MAX_RECORDS_PER_APPEND} records per append`);
+    const now = Date.now();
+    const limit = this.config.maxMessageBytes;
+    const norm: NormalizedRecord[] = new Array(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const r = normalizeRecord(records[i], i, now);
+      const bound = RecordBatchEncoder.maxSize([r]);
+      if (bound > limit) throw new RecordTooLargeError(bound, limit, `record ${i} (framed)`);
+      norm[i] = r;
+    }
+    let keep: boolean[] | null = null;
+    if (this.appendFilter && norm.length > 0) keep = this.appendFilter.filter(norm);
+    const kept: NormalizedRecord[] = [];
+    const dropped: number[] = [];
+    const offsets: number[] = new Array(norm.length);
+    for (let i = 0; i < norm.length; i++) {
+      if (keep && !keep[i]) { dropped.push(i); offsets[i] = -1; } else kept.push(norm[i]!);
+    }
+    const baseOffset = this.logEndOffset;
+    try {
+      let start = 0;
+      while (start < kept.length) {
+        // Greedy split by the encoder's size bound.
+        let end = start;
+        let bound = BATCH_HEADER_SIZE;
+        while (end < kept.length) {
+          const b = RecordBatchEncoder.maxSize([kept[end]!]) - BATCH_HEADER_SIZE;
+          if (end > start && bound + b > limit) break;
+          bound += b;
+          end++;
+        }
+        this.writeBatch(kept.slice(start, end));
+        start = end;
+      }
+    } catch (err) {
+      this.appendFilter?.aborted?.();
+      // A failed write leaves the file in an unknown state: refuse further writes until reopened (recovery fixes it).
+      this.failed = err as Error;
+      throw err;
+    }
+    let o = baseOffset;
+    for (let i = 0; i < norm.length; i++) if (offsets[i] !== -1) offsets[i] = o++;
+    if (kept.length > 0) this.appendFilter?.committed?.(kept, offsets.filter((x) => x >= 0));
+    this.unflushedRecords += kept.length;
+    this.notify();
+    return { baseOffset, lastOffset: baseOffset + kept.length - 1, count: kept.length, dropped, offsets };
+  }
+
+  private writeBatch(batch: NormalizedRecord[]): void {
+    const size = this.encoder.encode(batch, this.writeBuf, 0);
+    let seg = this.active;
+    const maxTs = batch.reduce((m, r) => (r.timestamp > m ? r.timestamp : m), batch[0]!.timestamp);
+    if (this.shouldRoll(seg, size, maxTs, batch.length)) seg = this.roll();
+    const baseOffset = seg.nextOffset;
+    stampBaseOffset(this.k, this.writeBuf.ptr, baseOffset);
+    let offsetOfMax = baseOffset;
+    for (let i = 0; i < batch.length; i++) if (batch[i]!.timestamp === maxTs) { offsetOfMax = baseOffset + i; break; }
+    seg.append(this.writeBuf.ptr, { size, baseOffset, lastOffset: baseOffset + batch.length - 1, maxTimestamp: maxTs, offsetOfMaxTimestamp: offsetOfMax });
+  }
+
+  private shouldRoll(seg: LogSegment, size: number, maxTs: number, n: number): boolean {
+    if (seg.size === 0) return false;
+    if (seg.size + size > this.config.segmentBytes) return true;
+    if (seg.rollTimestamp >= 0 && maxTs - seg.rollTimestamp > this.config.segmentMs) return true;
+    if (seg.nextOffset + n - seg.baseOffset > 0xffffffff) return true;
+    return false;
+  }
+
+  /** Seals the active segment and starts a new one at logEndOffset. */
+  roll(): LogSegment {
+    const old = this.active;
+    old.seal();
+    const seg = LogSegment.create(this.k, this.storage, this.dir, old.nextOffset, this.settings());
+    this.segments.push(seg);
+    this.dirDirty = true;
+    this.onRoll?.(old);
+    return seg;
+  }
+
+  private notify(): void {
+    const w = this.waiters;
+    if (w.length === 0) return;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private waitForChange(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const done = () => { signal?.removeEventListener('abort', done); resolve(); };
+      this.waiters.push(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  // --- durability --------------------------------------------------------------
+
+  /**
+   * Makes every record appended before the call durable: fdatasync of each
+   * dirty segment's log and indexes, then the partition directory when
+   * segments were created. Concurrent calls share flushes (group commit).
+   */
+  flush(): Promise<void> {
+    if (this.readOnly || this.closed) return Promise.resolve();
+    if (this.queuedFlush) return this.queuedFlush;
+    const prev = this.runningFlush ?? Promise.resolve();
+    const p: Promise<void> = prev.catch(() => undefined).then(async () => {
+      this.queuedFlush = null;
+      this.runningFlush = p;
+      await this.doFlush();
+    }).finally(() => { if (this.runningFlush === p) this.runningFlush = null; });
+    this.queuedFlush = p;
+    return p;
+  }
+
+  private async doFlush(): Promise<void> {
+    const end = this.logEndOffset;
+    const dirty = this.segments.filter((s) => s.dirty && !s.deleted);
+    for (const s of dirty) s.dirty = false;
+    const dirDirty = this.dirDirty;
+    this.dirDirty = false;
+    const flushedRecords = this.unflushedRecords;
+    try {
+      await Promise.all(dirty.map((s) => s.datasync()));
+      if (dirDirty) await this.storage.syncDir(this.dir);
+    } catch (err) {
+      for (const s of dirty) s.dirty = true;
+      this.dirDirty ||= dirDirty;
+      throw err;
+    }
+    this.unflushedRecords = Math.max(0, this.unflushedRecords - flushedRecords);
+    for (const s of dirty) if (s.closed) { s.index.closeFile(); s.timeIndex.closeFile(); }
+    if (end > this._highWatermark) {
+      this._highWatermark = end;
+      this.writeRecoveryPoint(end);
+      this.notify();
+    }
+  }
+
+  /** Recovery point: below it, segments need no scan after a crash. Not fsynced: losing it only means more recovery. */
+  private writeRecoveryPoint(offset: number): void {
+    const p = path.join(this.dir, RECOVERY_POINT_FILE);
+    const tmp = `${p}.tmp`;
+    const data = new TextEncoder().encode(JSON.stringify({ offset }) + '\n');
+    const h = this.storage.open(tmp, 'write');
+    try { h.truncate(0); h.write(data, 0, data.length, 0); } finally { h.close(); }
+    this.storage.rename(tmp, p);
+  }
+
+  // --- retention ---------------------------------------------------------------
+
+  /**
+   * Deletes closed segments from the start of the log while they are past
+   * retention.ms (by their largest record timestamp) or retention.bytes.
+   * Never the active segment. Returns the number deleted.
+   */
+  enforceRetention(now = Date.now()): number {
+    if (this.readOnly || this.closed || this.config.cleanupPolicy !== 'delete') return 0;
+    let deleted = 0;
+    let total = this.sizeBytes;
+    while (this.segments.length > 1) {
+      const seg = this.segments[0]!;
+      const byTime = this.config.retentionMs >= 0 && seg.maxTimestamp >= 0 && seg.maxTimestamp < now - this.config.retentionMs;
+      const emptyOld = this.config.retentionMs >= 0 && seg.size === 0;
+      const bySize = this.config.retentionBytes >= 0 && total - seg.size >= this.config.retentionBytes;
+      if (!(byTime || bySize || emptyOld)) break;
+      if (this.retentionGuard && !this.retentionGuard(seg)) break;
+      this.deleteOldestSegment();
+      total -= seg.size;
+      deleted++;
+    }
+    return deleted;
+  }
+
+  /** Removes the first (closed) segment; logStartOffset moves to the next one. */
+  deleteOldestSegment(): LogSegment {
+    if (this.segments.length < 2) throw new InvalidArgumentError('cannot delete the active segment');
+    const seg = this.segments.shift()!;
+    seg.delete();
+    this.dirDirty = true;
+    return seg;
+  }
+
+  // --- reads -------------------------------------------------------------------
+
+  /** The segment holding offset, or undefined. */
+  segmentFor(offset: number): LogSegment | undefined {
+    const segs = this.segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (segs[mid]!.baseOffset <= offset) lo = mid; else hi = mid - 1;
+    }
+    const s = segs[lo];
+    return s && s.baseOffset <= offset ? s : undefined;
+  }
+
+  /** The first offset whose record timestamp is >= ts (logEndOffset when none). */
+  async offsetForTimestamp(ts: number): Promise<number> {
+    if (typeof ts !== 'number' || !Number.isSafeInteger(ts)) throw new InvalidArgumentError(`timestamp must be an integer, got ${ts}`);
+    if (this.remote?.offsetForTimestamp) {
+      const r = await this.remote.offsetForTimestamp(ts);
+      if (r !== null && r < this.localLogStartOffset) return r;
+    }
+    for (const seg of this.segments) {
+      if (seg.maxTimestamp < ts) continue;
+      const pos = seg.translateTimestamp(ts);
+      if (pos < 0) continue;
+      const found = await this.firstAtOrAfter(seg, pos, ts);
+      if (found !== null) return found;
+    }
+    return this.logEndOffset;
+  }
+
+  private async firstAtOrAfter(seg: LogSegment, position: number, ts: number): Promise<number | null> {
+    for await (const rec of this.readSegmentFrom(seg, position, 0, seg.size)) {
+      if (rec.timestamp >= ts) return rec.offset;
+    }
+    return null;
+  }
+
+  /**
+   * Reads records from an offset (or the first record at or after a
+   * timestamp). Every batch is CRC-checked; corruption throws CorruptionError
+   * naming the file and position, after the valid records before it.
+   */
+  async *read(from: ReadFrom, opts: ReadOptions = {}): AsyncGenerator<StoredRecord, void, undefined> {
+    if (this.closed) throw new ClosedError(`partition ${this.name}`);
+    const maxRecords = opts.maxRecords ?? Infinity;
+    const maxBytes = opts.maxBytes ?? Infinity;
+    if (!(maxRecords > 0) || !(maxBytes > 0)) throw new InvalidArgumentError('maxRecords and maxBytes must be positive');
+    let next: number;
+    if (from && typeof from === 'object' && 'timestamp' in from) next = await this.offsetForTimestamp(from.timestamp);
+    else if (from && typeof from === 'object' && 'offset' in from) {
+      next = from.offset;
+      if (typeof next !== 'number' || !Number.isSafeInteger(next) || next < 0) {
+        throw new InvalidArgumentError(`offset must be a non-negative integer, got ${String(next)}`);
+      }
+    } else throw new InvalidArgumentError('read needs { offset } or { timestamp }');
+    if (next < this.logStartOffset || next > this.logEndOffset) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
+    let records = 0;
+    let bytes = 0;
+    while (true) {
+      if (this.closed) return;
+      const limit = opts.isolation === 'flushed' ? this.highWatermark : this.logEndOffset;
+      if (next >= limit) {
+        if (!opts.tail || opts.signal?.aborted) return;
+        await this.waitForChange(opts.signal);
+        continue;
+      }
+      let source: AsyncIterable<StoredRecord>;
+      if (next < this.localLogStartOffset) {
+        if (!this.remote) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
+        source = this.remote.read(next, this.localLogStartOffset, opts);
+      } else {
+        const seg = this.segmentFor(next);
+        if (!seg) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
+        const end = seg.size;
+        const pos = seg.translateOffset(next, end);
+        if (pos < 0) {
+          // next is past this segment's data: continue in the following segment.
+          const i = this.segments.indexOf(seg);
+          const following = this.segments[i + 1];
+          if (!following) { if (!opts.tail) return; await this.waitForChange(opts.signal); continue; }
+          next = Math.max(next, following.baseOffset);
+          continue;
+        }
+        source = this.readSegmentFrom(seg, pos, next, end);
+      }
+      let progressed = false;
+      for await (const rec of source) {
+        if (rec.offset < next) continue;
+        if (rec.offset >= limit) break;
+        const size = (rec.key?.length ?? 0) + (rec.value?.length ?? 0);
+        if (records > 0 && bytes + size > maxBytes) return;
+        yield rec;
+        progressed = true;
+        records++;
+        bytes += size;
+        next = rec.offset + 1;
+        if (records >= maxRecords || bytes >= maxBytes) return;
+      }
+      if (!progressed) {
+        // The range held no visible records (control batches, compaction gaps): move past it.
+        const seg = this.segmentFor(next);
+        const idx = seg ? this.segments.indexOf(seg) : -1;
+        if (seg && next < seg.nextOffset && next >= this.localLogStartOffset) next = seg.nextOffset;
+        else if (idx >= 0 && this.segments[idx + 1]) next = this.segments[idx + 1]!.baseOffset;
+        else if (next < this.localLogStartOffset) next = this.localLogStartOffset;
+        else if (!opts.tail) return;
+        else await this.waitForChange(opts.signal);
+      }
+    }
+  }
+
+  /**
+   * Records of one segment from a batch position, CRC-checked, up to `end`
+   * bytes (the segment's size when the read started: only complete batches).
+   */
+  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number): AsyncGenerator<StoredRecord, void, undefined> {
+    const k = this.k;
+    const buf = new WasmBuffer(k, Math.min(READ_CHUNK, Math.max(4096, end - position)));
+    const scanner = new BatchScanner(k, 1024);
+    const decoder = new RecordBatchDecoder(k);
+    const maxBatch = Math.max(this.config.maxMessageBytes, 1 << 20) + LOG_OVERHEAD;
+    let expectedMin = -1;
+    try {
+      let pos = position;
+      while (pos < end) {
+        if (seg.deleted) throw new OffsetOutOfRangeError(minOffset, this.logStartOffset, this.logEndOffset);
+        const want = Math.min(buf.capacity, end - pos);
+        const got = seg.readInto(buf.ptr, want, pos);
+        if (got < want) throw new CorruptionError(`segment is shorter than expected (${pos + got} < ${end})`, { file: seg.logPath, position: pos + got });
+        const res = scanner.scan(buf.ptr, got, { maxBatchBytes: maxBatch, positionBase: pos });
+        const out: StoredRecord[] = [];
+        for (const b of res.batches) {
+          const last = b.baseOffset + b.lastOffsetDelta;
+          // Offsets are outside the CRC: check they move forward.
+          if (b.baseOffset <= expectedMin || b.baseOffset < seg.baseOffset || last >= seg.nextOffset) {
+            throw new CorruptionError(`batch offsets ${b.baseOffset}..${last} out of sequence`, { file: seg.logPath, position: b.position, offset: b.baseOffset });
+          }
+          expectedMin = last;
+          if (last < minOffset || (b.attributes & ATTR_CONTROL) !== 0) continue;
+          const ptr = buf.ptr + (b.position - pos);
+          if (RecordBatchDecoder.isSync(b)) decoder.decode(ptr, b, out, minOffset, { file: seg.logPath, position: b.position });
+          else await this.decodeAsyncCopy(decoder, buf, ptr - buf.ptr, b, out, minOffset, seg.logPath);
+          if (out.length > 0) {
+            for (const r of out) yield r;
+            out.length = 0;
+          }
+        }
+        const advanced = res.stopPosition;
+        if (res.stop === ScanStop.End || res.stop === ScanStop.TableFull) { pos += advanced; continue; }
+        if (res.stop === ScanStop.Incomplete) {
+          const h = seg.peekHeader(pos + advanced, end);
+          if (h && h.size <= maxBatch && pos + advanced + h.size <= end) {
+            pos += advanced;
+            if (h.size > buf.capacity) buf.ensure(h.size);
+            continue;
+          }
+        }
+        throw new CorruptionError(SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', { file: seg.logPath, position: pos + advanced });
+      }
+    } finally {
+      decoder.free();
+      scanner.free();
+      buf.free();
+    }
+  }
+
+  private async decodeAsyncCopy(decoder: RecordBatchDecoder, buf: WasmBuffer, rel: number, b: BatchInfo, out: StoredRecord[], minOffset: number, file: string): Promise<void> {
+    // The await may let other code allocate; buf stays ours, so its pointer stays valid.
+    await decoder.decodeAsync(buf.ptr + rel, b, out, minOffset, { file, position: b.position });
+  }
+
+  // --- lifecycle ---------------------------------------------------------------
+
+  /** Flushes, writes the clean-shutdown marker and closes every file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.flushTimer = null;
+    if (!this.readOnly && !this.failed) {
+      await this.flush();
+      await this.storage.writeFileAtomic(path.join(this.dir, CLEAN_SHUTDOWN_FILE), new Uint8Array(0));
+    }
+    this.closed = true;
+    this.notify();
+    for (const s of this.segments) s.close();
+    this.encoder.free();
+    this.writeBuf.free();
+  }
+
+  /** True after close(). */
+  get isClosed(): boolean { return this.closed; }
+}

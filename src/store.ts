@@ -1,0 +1,285 @@
+// A store: a directory of topics, each with partitions in <dir>/<topic>-<n>/.
+// Configuration lives in <dir>/sediment.json (written atomically). One writer
+// per directory, enforced by <dir>/.lock; any number of read-only opens.
+
+import * as path from 'node:path';
+import { Kernels, getKernelsSync } from './kernels.js';
+import { Storage, defaultStorage } from './storage.js';
+import { Partition, RemoteLogReader } from './partition.js';
+import { RecoveryResult } from './log_segment.js';
+import { TopicConfig, resolveTopicConfig, validateTopicName } from './topic_config.js';
+import { ClosedError, InvalidArgumentError, ReadOnlyError, StoreLockedError, TopicExistsError, TopicNotFoundError } from './errors.js';
+
+export const METADATA_FILE = 'sediment.json';
+export const LOCK_FILE = '.lock';
+export const METADATA_FORMAT = 1;
+export const MAX_PARTITIONS = 10_000;
+
+export interface StoreOptions {
+  /** Open without the writer lock; nothing is written, recovery happens in memory only. */
+  readOnly?: boolean;
+  /** Create the directory when missing (default true unless readOnly). */
+  create?: boolean;
+  /** Defaults for topics created without a config. */
+  defaultTopicConfig?: Partial<TopicConfig>;
+  /** Retention check period in ms (default 60 s; -1: only enforceRetention() calls). */
+  retentionCheckMs?: number;
+  storage?: Storage;
+  kernels?: Kernels;
+  /** Called for each segment recovery scan on open (progress for long recoveries). */
+  onRecovery?: (e: { partition: string; segment: number; result: RecoveryResult }) => void;
+}
+
+interface TopicMeta { partitions: number; config: Partial<TopicConfig> }
+interface Metadata { format: number; topics: Record<string, TopicMeta> }
+
+export interface TopicDescription {
+  name: string;
+  partitions: number;
+  config: TopicConfig;
+}
+
+export class Topic {
+  readonly name: string;
+  readonly config: TopicConfig;
+  readonly partitions: Partition[];
+  constructor(name: string, config: TopicConfig, partitions: Partition[]) {
+    this.name = name;
+    this.config = config;
+    this.partitions = partitions;
+  }
+  partition(id: number): Partition {
+    const p = this.partitions[id];
+    if (!p) throw new InvalidArgumentError(`topic '${this.name}' has no partition ${id} (it has ${this.partitions.length})`);
+    return p;
+  }
+}
+
+export class Store {
+  readonly dir: string;
+  readonly readOnly: boolean;
+  readonly k: Kernels;
+  readonly storage: Storage;
+  private readonly opts: StoreOptions;
+  private meta: Metadata;
+  private readonly topics = new Map<string, Topic>();
+  private retentionTimer: ReturnType<typeof setInterval> | null = null;
+  private closed = false;
+  private lockHeld = false;
+  /** Hooks other subsystems (tiering, KV, dedup) install on every partition opened. */
+  private readonly partitionHooks: ((p: Partition) => void | Promise<void>)[] = [];
+
+  private constructor(dir: string, opts: StoreOptions, k: Kernels, storage: Storage) {
+    this.dir = dir;
+    this.opts = opts;
+    this.readOnly = opts.readOnly ?? false;
+    this.k = k;
+    this.storage = storage;
+    this.meta = { format: METADATA_FORMAT, topics: {} };
+  }
+
+  /** Opens (or creates) a store directory. */
+  static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('store directory must be a non-empty string');
+    const storage = opts.storage ?? defaultStorage;
+    const k = opts.kernels ?? getKernelsSync();
+    const store = new Store(path.resolve(dir), opts, k, storage);
+    await store.init();
+    return store;
+  }
+
+  private async init(): Promise<void> {
+    const st = this.storage;
+    if (!st.isDirectory(this.dir)) {
+      if (this.readOnly || this.opts.create === false) throw new InvalidArgumentError(`store directory ${this.dir} does not exist`);
+      st.mkdirp(this.dir);
+    }
+    if (!this.readOnly) this.acquireLock();
+    try {
+      const raw = st.readFile(path.join(this.dir, METADATA_FILE));
+      if (raw) {
+        let parsed: Metadata;
+        try { parsed = JSON.parse(new TextDecoder().decode(raw)) as Metadata; } catch (e) {
+          throw new InvalidArgumentError(`store metadata ${path.join(this.dir, METADATA_FILE)} is not valid JSON: ${(e as Error).message}`);
+        }
+        if (parsed.format !== METADATA_FORMAT || typeof parsed.topics !== 'object') {
+          throw new InvalidArgumentError(`store metadata format ${parsed.format} is not supported (expected ${METADATA_FORMAT})`);
+        }
+        this.meta = parsed;
+      }
+      // Partition directories without metadata (e.g. copied from a Kafka broker) join with the default config.
+      let adopted = false;
+      for (const name of st.list(this.dir)) {
+        const m = /^(.+)-(\d+)$/.exec(name);
+        if (!m || !st.isDirectory(path.join(this.dir, name))) continue;
+        const topic = m[1]!;
+        const id = Number(m[2]);
+        try { validateTopicName(topic); } catch { continue; }
+        const t = this.meta.topics[topic];
+        if (!t) { this.meta.topics[topic] = { partitions: id + 1, config: {} }; adopted = true; }
+        else if (t.partitions <= id) { t.partitions = id + 1; adopted = true; }
+      }
+      if (adopted && !this.readOnly) await this.saveMetadata();
+      for (const [name, t] of Object.entries(this.meta.topics)) await this.openTopic(name, t);
+      const every = this.opts.retentionCheckMs ?? 60_000;
+      if (!this.readOnly && every > 0) {
+        this.retentionTimer = setInterval(() => this.enforceRetention(), every);
+        this.retentionTimer.unref?.();
+      }
+    } catch (err) {
+      await this.closePartitions().catch(() => undefined);
+      this.releaseLock();
+      throw err;
+    }
+  }
+
+  private acquireLock(): void {
+    const lock = path.join(this.dir, LOCK_FILE);
+    const me = new TextEncoder().encode(String(process.pid));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (this.storage.createExclusive(lock, me)) { this.lockHeld = true; return; }
+      const raw = this.storage.readFile(lock);
+      const pid = raw ? Number(new TextDecoder().decode(raw).trim()) : NaN;
+      if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || isAlive(pid))) throw new StoreLockedError(this.dir, pid);
+      // The holder is gone (crashed): take the lock over.
+      this.storage.remove(lock);
+    }
+    throw new StoreLockedError(this.dir);
+  }
+
+  private releaseLock(): void {
+    if (this.lockHeld) {
+      this.storage.remove(path.join(this.dir, LOCK_FILE));
+      this.lockHeld = false;
+    }
+  }
+
+  private async saveMetadata(): Promise<void> {
+    const data = new TextEncoder().encode(JSON.stringify(this.meta, null, 2) + '\n');
+    await this.storage.writeFileAtomic(path.join(this.dir, METADATA_FILE), data);
+  }
+
+  private async openTopic(name: string, t: TopicMeta): Promise<Topic> {
+    const config = resolveTopicConfig({ ...(this.opts.defaultTopicConfig ?? {}), ...t.config });
+    const partitions: Partition[] = [];
+    for (let id = 0; id < t.partitions; id++) {
+      const dir = path.join(this.dir, `${name}-${id}`);
+      if (this.readOnly && !this.storage.isDirectory(dir)) throw new InvalidArgumentError(`partition directory ${dir} is missing`);
+      const p = await Partition.open({ k: this.k, storage: this.storage, dir, topic: name, id, config, readOnly: this.readOnly, onRecovery: this.opts.onRecovery });
+      partitions.push(p);
+      for (const hook of this.partitionHooks) await hook(p);
+    }
+    const topic = new Topic(name, config, partitions);
+    this.topics.set(name, topic);
+    return topic;
+  }
+
+  private check(): void {
+    if (this.closed) throw new ClosedError(`store ${this.dir}`);
+  }
+
+  /** Creates a topic with `partitions` partitions (default 1). */
+  async createTopic(name: string, opts: { partitions?: number; config?: Partial<TopicConfig> } = {}): Promise<Topic> {
+    this.check();
+    if (this.readOnly) throw new ReadOnlyError(`store ${this.dir}`);
+    validateTopicName(name);
+    if (this.topics.has(name)) throw new TopicExistsError(name);
+    const n = opts.partitions ?? 1;
+    if (!Number.isInteger(n) || n < 1 || n > MAX_PARTITIONS) throw new InvalidArgumentError(`partitions must be an integer in [1, ${MAX_PARTITIONS}], got ${n}`);
+    const config = opts.config ?? {};
+    resolveTopicConfig({ ...(this.opts.defaultTopicConfig ?? {}), ...config });
+    this.meta.topics[name] = { partitions: n, config };
+    await this.saveMetadata();
+    return this.openTopic(name, this.meta.topics[name]!);
+  }
+
+  /** The topic, or TopicNotFoundError. */
+  topic(name: string): Topic {
+    this.check();
+    const t = this.topics.get(name);
+    if (!t) throw new TopicNotFoundError(name);
+    return t;
+  }
+
+  hasTopic(name: string): boolean { return this.topics.has(name); }
+
+  /** A partition of a topic. */
+  partition(topic: string, id = 0): Partition { return this.topic(topic).partition(id); }
+
+  listTopics(): string[] { return [...this.topics.keys()].sort(); }
+
+  describeTopic(name: string): TopicDescription {
+    const t = this.topic(name);
+    return { name, partitions: t.partitions.length, config: t.config };
+  }
+
+  /** Deletes a topic and its data. */
+  async deleteTopic(name: string): Promise<void> {
+    this.check();
+    if (this.readOnly) throw new ReadOnlyError(`store ${this.dir}`);
+    const t = this.topic(name);
+    for (const p of t.partitions) await p.close();
+    this.topics.delete(name);
+    delete this.meta.topics[name];
+    await this.saveMetadata();
+    for (const p of t.partitions) this.storage.removeDir(p.dir);
+  }
+
+  /** Registers a hook run on every partition already open and every one opened later. */
+  async onPartition(hook: (p: Partition) => void | Promise<void>): Promise<void> {
+    this.partitionHooks.push(hook);
+    for (const t of this.topics.values()) for (const p of t.partitions) await hook(p);
+  }
+
+  /** Sets the remote reader of one partition (tiered storage). */
+  setRemote(topic: string, id: number, remote: RemoteLogReader | null): void {
+    this.partition(topic, id).remote = remote;
+  }
+
+  /** Applies retention to every partition; returns segments deleted. */
+  enforceRetention(now = Date.now()): number {
+    if (this.closed || this.readOnly) return 0;
+    let n = 0;
+    for (const t of this.topics.values()) for (const p of t.partitions) n += p.enforceRetention(now);
+    return n;
+  }
+
+  /** Flushes every partition. */
+  async flush(): Promise<void> {
+    this.check();
+    const all: Promise<void>[] = [];
+    for (const t of this.topics.values()) for (const p of t.partitions) all.push(p.flush());
+    await Promise.all(all);
+  }
+
+  private async closePartitions(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const t of this.topics.values()) {
+      for (const p of t.partitions) {
+        try { await p.close(); } catch (e) { errors.push(e); }
+      }
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+
+  /** Flushes and closes everything, leaving clean-shutdown markers; releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    try {
+      await this.closePartitions();
+    } finally {
+      this.releaseLock();
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
