@@ -22,8 +22,10 @@ const WARM_ENTRIES: i32 = 682; // 8184 bytes of 12-byte entries
 }
 
 export function timeIndexLookup(idx: usize, entries: i32, target: f64): i32 {
-  if (entries <= 0) return -1;
-  const t = <i64>target;
+  // NaN and targets below the i64 range match nothing; fractions round down
+  // (ts <= -1.5 means ts <= -2), and the conversion saturates above.
+  if (entries <= 0 || !(target >= -9223372036854775808.0)) return -1;
+  const t = <i64>Math.floor(target);
   const warm = max<i32>(0, entries - WARM_ENTRIES);
   if (ts(idx, warm) <= t) return searchRange(idx, warm, entries - warm, t);
   return searchRange(idx, 0, warm, t);

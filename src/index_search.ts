@@ -7,9 +7,13 @@ import { Kernels } from './kernels.js';
 export const OFFSET_INDEX_ENTRY = 8;
 export const TIME_INDEX_ENTRY = 12;
 
-/** Slot of the largest entry with relative offset <= target, or -1. */
+/**
+ * Slot of the largest entry with relative offset <= target, or -1. Targets
+ * below 0 find nothing; targets beyond u32 are clamped (never wrapped).
+ */
 export function offsetIndexLookup(k: Kernels, indexPtr: number, entries: number, target: number): number {
-  return k.raw.offsetIndexLookup(indexPtr, entries, target >>> 0);
+  if (!(target >= 0)) return -1;
+  return k.raw.offsetIndexLookup(indexPtr, entries, Math.min(Math.floor(target), 0xffffffff) >>> 0);
 }
 
 /** Slot of the largest entry with timestamp <= target, or -1. */
