@@ -584,12 +584,18 @@ export class Partition {
         if (records >= maxRecords || bytes >= maxBytes) return;
       }
       if (!progressed) {
-        // The range held no visible records (control batches, compaction gaps): move past it.
-        const seg = this.segmentFor(next);
-        const idx = seg ? this.segments.indexOf(seg) : -1;
-        if (seg && next < seg.nextOffset && next >= this.localLogStartOffset) next = seg.nextOffset;
-        else if (idx >= 0 && this.segments[idx + 1]) next = this.segments[idx + 1]!.baseOffset;
-        else if (next < this.localLogStartOffset) next = this.localLogStartOffset;
+        // [next, limit) held no visible records before the end of this source
+        // (control batches, compaction gaps): move past them, never past limit.
+        const seg = next >= this.localLogStartOffset ? this.segmentFor(next) : undefined;
+        let target: number;
+        if (next < this.localLogStartOffset) target = this.localLogStartOffset;
+        else if (seg && next < seg.nextOffset) target = seg.nextOffset;
+        else {
+          const following = seg ? this.segments[this.segments.indexOf(seg) + 1] : undefined;
+          target = following ? following.baseOffset : next;
+        }
+        target = Math.min(target, limit);
+        if (target > next) next = target;
         else if (!opts.tail) return;
         else await this.waitForChange(opts.signal);
       }
