@@ -133,7 +133,9 @@ test('WasmBuffer: ensure keeps the requested prefix, view follows the pointer, f
   buf.free();
   assert.equal(buf.ptr, 0);
   assert.equal(buf.capacity, 0);
-  assert.equal(k.alloc(cap), last, 'free() released the block');
+  // Both blocks are free now (and merged): the next allocation of that size
+  // lands in them; with a leak it would land after the buffer.
+  assert.ok(k.alloc(cap) <= last, 'free() released the block');
 });
 
 test('WasmBuffer.ensure across memory growth keeps data and re-reads views', async () => {
