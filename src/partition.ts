@@ -60,6 +60,8 @@ export interface AppendFilter {
   committed?(records: readonly NormalizedRecord[], offsets: readonly number[]): void;
   /** Called when writing failed after filter(): the filter must forget what it admitted. */
   aborted?(): void;
+  /** Called when the partition closes: release resources (e.g. wasm memory). */
+  close?(): void;
 }
 
 /** Reads below the local log start (tiered storage). */
@@ -676,6 +678,7 @@ export class Partition {
     this.closed = true;
     this.notify();
     for (const s of this.segments) s.close();
+    this.appendFilter?.close?.();
     this.encoder.free();
     this.writeBuf.free();
   }

@@ -7,6 +7,7 @@ import { Kernels, getKernelsSync } from './kernels.js';
 import { Storage, defaultStorage } from './storage.js';
 import { Partition, RemoteLogReader } from './partition.js';
 import { RecoveryResult } from './log_segment.js';
+import { DedupFilter, DedupStats, installDedup } from './dedup.js';
 import { TopicConfig, resolveTopicConfig, validateTopicName } from './topic_config.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError, StoreLockedError, TopicExistsError, TopicNotFoundError } from './errors.js';
 
@@ -167,6 +168,8 @@ export class Store {
       if (this.readOnly && !this.storage.isDirectory(dir)) throw new InvalidArgumentError(`partition directory ${dir} is missing`);
       const p = await Partition.open({ k: this.k, storage: this.storage, dir, topic: name, id, config, readOnly: this.readOnly, onRecovery: this.opts.onRecovery });
       partitions.push(p);
+      // Dedup topics: the window is rebuilt from the log tail before any append (docs/dedup.md).
+      if (config.dedup && !this.readOnly) await installDedup(p, this.k);
       for (const hook of this.partitionHooks) await hook(p);
     }
     const topic = new Topic(name, config, partitions);
@@ -211,6 +214,18 @@ export class Store {
   describeTopic(name: string): TopicDescription {
     const t = this.topic(name);
     return { name, partitions: t.partitions.length, config: t.config };
+  }
+
+  /**
+   * Dedup counters and window fill of one partition (docs/dedup.md), or null
+   * when the topic has no dedup config. On a read-only store the window is
+   * built from the log on first call (counters then cover that process only).
+   */
+  async dedupStats(topic: string, id = 0): Promise<DedupStats | null> {
+    const p = this.partition(topic, id);
+    if (!p.config.dedup) return null;
+    const f = p.appendFilter instanceof DedupFilter ? p.appendFilter : await installDedup(p, this.k);
+    return f ? f.stats() : null;
   }
 
   /** Deletes a topic and its data. */

@@ -100,5 +100,9 @@ export function validateDedupConfig(d: unknown): DedupConfig {
   if (!dd.window || typeof dd.window !== 'object') throw new InvalidArgumentError('dedup.window is required');
   int(dd.window.count, 'dedup.window.count', 1, 1 << 26);
   if (dd.window.ageMs !== undefined) int(dd.window.ageMs, 'dedup.window.ageMs', 0, Number.MAX_SAFE_INTEGER);
+  if (dd.confirm !== undefined && typeof dd.confirm !== 'boolean') throw new InvalidArgumentError('dedup.confirm must be a boolean');
+  if (dd.confirm === true && dd.by !== 'key' && !dd.by.startsWith('header:')) {
+    throw new InvalidArgumentError(`dedup.confirm is only available with by 'key' or 'header:<name>', not '${dd.by}'`);
+  }
   return dd;
 }

@@ -1,0 +1,590 @@
+// Windowed deduplication on append (docs/dedup.md).
+//
+// A DedupFilter is the AppendFilter of a partition whose topic config has
+// `dedup`. For each append it
+//   1. picks each record's identity bytes (key, value, one header, or the
+//      whole content) and writes them back to back into wasm memory, with an
+//      offsets table (one copy, no per-record allocation);
+//   2. hashes them all with xxHash64 in one wasm call (xxh64Many);
+//   3. checks and inserts the hashes in one wasm call (windowCheckInsert, the
+//      count- and age-bounded window of assembly/dedup_window.ts), which also
+//      catches duplicates inside the same append;
+// and tells the partition which records to keep before offsets are assigned.
+//
+// There is no state besides the log: on open the window is rebuilt by
+// replaying the log's tail (the last `count` records with an identity, cut
+// off by age) through the same kernel, so a record caught before a restart or
+// a crash is still caught after it. A failed write (aborted()) clears the
+// window and rebuilds it from the log, so records that never reached the log
+// are not held against retries.
+
+import { Kernels, WasmBuffer } from './kernels.js';
+import type { AppendFilter, Partition } from './partition.js';
+import type { NormalizedRecord, StoredRecord } from './record.js';
+import { DedupConfig, validateDedupConfig } from './topic_config.js';
+import { ClosedError, InvalidArgumentError, SedimentError } from './errors.js';
+
+/** Most records hashed and checked per wasm call (larger appends are processed in chunks, in order). */
+export const DEDUP_CHUNK_RECORDS = 16384;
+/** Most identity bytes staged in wasm memory per chunk (a single larger record still gets a chunk of its own). */
+export const DEDUP_CHUNK_BYTES = 1 << 20;
+/** Marks a null key/value/header value in the content encoding. */
+const NULL_LEN = 0xffffffff;
+
+/** The window cannot be used until it has been rebuilt from the log (after a failed write, or when a rebuild failed). */
+export class DedupUnavailableError extends SedimentError {
+  constructor(message: string, options?: { cause?: unknown }) { super('ERR_DEDUP_UNAVAILABLE', message, options); }
+}
+
+export interface DedupStats {
+  /** The configured mode ('key', 'value', 'content' or 'header:<name>'). */
+  by: string;
+  /** Window bounds. ageMs 0: no age bound. */
+  count: number;
+  ageMs: number;
+  confirm: boolean;
+  /** Records checked against the window since the partition was opened (records with an identity). */
+  checked: number;
+  /** Records dropped as duplicates since open. */
+  dropped: number;
+  /** Records passed through unchecked because they have no identity (null key or value, missing header). */
+  skipped: number;
+  /** confirm mode: hash matches whose bytes differed (the record was kept). */
+  collisions: number;
+  /** Entries now in the window. */
+  windowSize: number;
+  /** windowSize / count. */
+  windowFill: number;
+  /** Times the window was rebuilt from the log (open, and after failed writes). */
+  rebuilds: number;
+  /** Log records read by the last rebuild, and entries it left in the window. */
+  rebuildScanned: number;
+  rebuildEntries: number;
+  /** True while the window waits for a rebuild (appends are refused with DedupUnavailableError). */
+  stale: boolean;
+}
+
+export interface DedupFilterOptions {
+  /**
+   * Keep only this many low bits of every hash (default 64). For tests of
+   * collision handling only: fewer bits make collisions common.
+   */
+  hashBits?: number;
+}
+
+/** What a rebuild reads: a partition's read API and bounds. */
+export type DedupLogSource = Pick<Partition, 'read' | 'logStartOffset' | 'logEndOffset'>;
+
+type Mode = 0 | 1 | 2 | 3; // key, value, header, content
+const MODE_KEY = 0;
+const MODE_VALUE = 1;
+const MODE_HEADER = 2;
+const MODE_CONTENT = 3;
+
+const utf8 = new TextEncoder();
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Converts a record read from the log to the shape append hands to filters. */
+function normalizedFromStored(r: StoredRecord): NormalizedRecord {
+  const headerKeys: Uint8Array[] = new Array(r.headers.length);
+  const headerValues: (Uint8Array | null)[] = new Array(r.headers.length);
+  for (let j = 0; j < r.headers.length; j++) {
+    headerKeys[j] = utf8.encode(r.headers[j]!.key);
+    headerValues[j] = r.headers[j]!.value;
+  }
+  return { key: r.key, value: r.value, headerKeys, headerValues, timestamp: r.timestamp };
+}
+
+/** Hashes and times staged by a rebuild, in log order. */
+interface Staged {
+  hashes: Uint32Array; // lo, hi per entry
+  times: Float64Array;
+  bytes: (Uint8Array | null)[] | null; // confirm mode
+  n: number;
+  maxTs: number;
+}
+
+export class DedupFilter implements AppendFilter {
+  readonly config: Readonly<DedupConfig>;
+  readonly count: number;
+  readonly ageMs: number;
+  readonly confirm: boolean;
+  private readonly k: Kernels;
+  private readonly mode: Mode;
+  private readonly headerName: Uint8Array | null;
+  private readonly hashMaskLo: number;
+  private readonly hashMaskHi: number;
+  private block: number;
+  private readonly data: WasmBuffer;
+  private readonly offsets: WasmBuffer;
+  private readonly hashes: WasmBuffer;
+  private readonly times: WasmBuffer;
+  private readonly flags: WasmBuffer;
+  private readonly slots: WasmBuffer; // u32 tag in, u32 matched tag out (confirm)
+  /** Input index of each record checked in the current chunk. */
+  private idx: Int32Array = new Int32Array(1024);
+  /** confirm mode: identity bytes of each entry, by ring position (= insertions mod count). */
+  private ring: (Uint8Array | null)[] | null;
+  private inserts = 0;
+  /** Records hashed by the last hashChunk. */
+  private chunkM = 0;
+  private source: DedupLogSource | null = null;
+  private rebuilding: Promise<void> | null = null;
+  private staleError: Error | null = null;
+  private freed = false;
+  private s = { checked: 0, dropped: 0, skipped: 0, collisions: 0, rebuilds: 0, rebuildScanned: 0, rebuildEntries: 0 };
+
+  /** A filter with an empty window. Most callers want DedupFilter.open(), which also rebuilds from the log. */
+  constructor(k: Kernels, config: DedupConfig, opts: DedupFilterOptions = {}) {
+    validateDedupConfig(config);
+    this.k = k;
+    this.config = Object.freeze({ ...config, window: Object.freeze({ ...config.window }) });
+    this.count = config.window.count;
+    this.ageMs = config.window.ageMs ?? 0;
+    this.confirm = config.confirm === true;
+    if (config.by === 'key') { this.mode = MODE_KEY; this.headerName = null; }
+    else if (config.by === 'value') { this.mode = MODE_VALUE; this.headerName = null; }
+    else if (config.by === 'content') { this.mode = MODE_CONTENT; this.headerName = null; }
+    else { this.mode = MODE_HEADER; this.headerName = utf8.encode(config.by.slice('header:'.length)); }
+    if (this.confirm && this.mode !== MODE_KEY && this.mode !== MODE_HEADER) {
+      throw new InvalidArgumentError(`dedup.confirm is only available with by 'key' or 'header:<name>', not '${config.by}'`);
+    }
+    const bits = opts.hashBits ?? 64;
+    if (!Number.isInteger(bits) || bits < 1 || bits > 64) throw new InvalidArgumentError(`hashBits must be an integer in [1, 64], got ${bits}`);
+    this.hashMaskLo = bits >= 32 ? 0xffffffff : (2 ** bits) - 1;
+    this.hashMaskHi = bits <= 32 ? 0 : bits === 64 ? 0xffffffff : (2 ** (bits - 32)) - 1;
+    const bytes = k.raw.windowBytes(this.count);
+    if (bytes === 0) throw new InvalidArgumentError(`dedup window count ${this.count} is out of range`);
+    this.block = k.alloc(bytes);
+    k.raw.windowInit(this.block, this.count, this.ageMs);
+    try {
+      this.data = new WasmBuffer(k, 16 * 1024);
+      this.offsets = new WasmBuffer(k, 1025 * 4);
+      this.hashes = new WasmBuffer(k, 1024 * 8);
+      this.times = new WasmBuffer(k, 1024 * 8);
+      this.flags = new WasmBuffer(k, 1024);
+      this.slots = new WasmBuffer(k, 16);
+    } catch (err) {
+      k.free(this.block);
+      throw err;
+    }
+    this.ring = this.confirm ? [] : null;
+  }
+
+  /**
+   * A filter for a partition, with its window rebuilt from the partition's
+   * log tail. Install it as partition.appendFilter.
+   */
+  static async open(source: DedupLogSource, k: Kernels, config: DedupConfig, opts: DedupFilterOptions = {}): Promise<DedupFilter> {
+    const f = new DedupFilter(k, config, opts);
+    f.source = source;
+    try {
+      await f.rebuild();
+    } catch (err) {
+      f.close();
+      throw err;
+    }
+    return f;
+  }
+
+  // --- AppendFilter ---------------------------------------------------------------
+
+  /** Keep flags for one append's records, in order; duplicates get false. Updates the window. */
+  filter(records: readonly NormalizedRecord[]): boolean[] {
+    if (this.freed) throw new InvalidArgumentError('dedup filter is closed');
+    if (this.staleError) throw this.staleError;
+    const n = records.length;
+    const keep: boolean[] = new Array(n);
+    for (let i = 0; i < n; i++) keep[i] = true;
+    let start = 0;
+    while (start < n) start = this.checkChunk(records, start, keep);
+    return keep;
+  }
+
+  /** A write failed after filter(): the window may hold records that never reached the log. Rebuild it from the log. */
+  aborted(): void {
+    if (this.freed) return;
+    this.clearWindow();
+    this.staleError = new DedupUnavailableError('the dedup window is being rebuilt after a failed write');
+    if (this.source) {
+      this.rebuilding = this.rebuild().catch(() => undefined);
+    }
+  }
+
+  /** Frees the window's wasm memory (called by Partition.close). */
+  close(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.k.free(this.block);
+    this.block = 0;
+    this.data.free(); this.offsets.free(); this.hashes.free(); this.times.free(); this.flags.free(); this.slots.free();
+    this.ring = null;
+  }
+
+  // --- stats -------------------------------------------------------------------
+
+  get windowSize(): number { return this.freed ? 0 : this.k.raw.windowSize(this.block); }
+
+  stats(): DedupStats {
+    const size = this.windowSize;
+    return {
+      by: this.config.by, count: this.count, ageMs: this.ageMs, confirm: this.confirm,
+      checked: this.s.checked, dropped: this.s.dropped, skipped: this.s.skipped, collisions: this.s.collisions,
+      windowSize: size, windowFill: size / this.count,
+      rebuilds: this.s.rebuilds, rebuildScanned: this.s.rebuildScanned, rebuildEntries: this.s.rebuildEntries,
+      stale: this.staleError !== null,
+    };
+  }
+
+  /** Resolves when a rebuild started by aborted() has finished (at once when none is running). */
+  async whenReady(): Promise<void> {
+    while (this.rebuilding) {
+      const r = this.rebuilding;
+      await r;
+      if (this.rebuilding === r) this.rebuilding = null;
+    }
+  }
+
+  // --- the hot path --------------------------------------------------------------
+
+  /** Identity bytes of a record in key/value/header mode, or null (not checked). */
+  private identity(r: NormalizedRecord): Uint8Array | null {
+    switch (this.mode) {
+      case MODE_KEY: return r.key;
+      case MODE_VALUE: return r.value;
+      case MODE_HEADER: {
+        const name = this.headerName!;
+        const hk = r.headerKeys;
+        for (let j = 0; j < hk.length; j++) if (bytesEqual(hk[j]!, name)) return r.headerValues[j]!;
+        return null;
+      }
+      default: return null;
+    }
+  }
+
+  /** Length of a record's content encoding: key, value, headers, each length-prefixed. */
+  private static contentLength(r: NormalizedRecord): number {
+    let n = 12 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    for (let j = 0; j < r.headerKeys.length; j++) n += 8 + r.headerKeys[j]!.length + (r.headerValues[j]?.length ?? 0);
+    return n;
+  }
+
+  /**
+   * Stages records from `start` (up to the chunk limits), hashes and checks
+   * them; sets keep[i] = false for duplicates. Returns where the chunk ended.
+   */
+  private checkChunk(records: readonly NormalizedRecord[], start: number, keep: boolean[]): number {
+    const end = this.hashChunk(records, start, true);
+    const m = this.chunkM;
+    if (m === 0) return end;
+    const hashPtr = this.hashes.ptr;
+    const timePtr = this.times.ptr;
+    const flagPtr = this.flags.ensure(m);
+    this.s.checked += m;
+    if (!this.confirm) {
+      const k = this.k;
+      const dups = k.raw.windowCheckInsert(this.block, hashPtr, timePtr, 0, m, flagPtr, 0);
+      this.inserts += m - dups;
+      if (dups > 0) {
+        const f = k.u8;
+        const idx = this.idx;
+        for (let j = 0; j < m; j++) if (f[flagPtr + j] !== 0) keep[idx[j]!] = false;
+        this.s.dropped += dups;
+      }
+    } else {
+      this.checkConfirm(records, m, hashPtr, timePtr, flagPtr, keep);
+    }
+    return end;
+  }
+
+  /**
+   * confirm mode: one key per kernel call, each inserted key tagged with its
+   * ring position (insertions mod count, which is where the kernel puts it),
+   * so a hit names the entry whose bytes to compare.
+   */
+  private checkConfirm(records: readonly NormalizedRecord[], m: number, hashPtr: number, timePtr: number, flagPtr: number, keep: boolean[]): void {
+    const k = this.k;
+    const raw = k.raw;
+    const slotPtr = this.slots.ptr;
+    const ring = this.ring!;
+    const idx = this.idx;
+    for (let j = 0; j < m; j++) {
+      const bytes = this.identity(records[idx[j]!]!)!;
+      const pos = this.inserts % this.count;
+      k.u32[slotPtr >>> 2] = pos;
+      const dup = raw.windowCheckInsert(this.block, hashPtr + j * 8, timePtr + j * 8, slotPtr, 1, flagPtr + j, slotPtr + 4);
+      if (dup === 0) {
+        ring[pos] = bytes;
+        this.inserts++;
+        continue;
+      }
+      const prev = ring[k.u32[(slotPtr + 4) >>> 2]!];
+      if (prev !== undefined && prev !== null && bytesEqual(prev, bytes)) {
+        keep[idx[j]!] = false;
+        this.s.dropped++;
+      } else {
+        // A hash collision: keep the record. It is not added to the window (its hash is taken).
+        this.s.collisions++;
+      }
+    }
+  }
+
+  private maskHashes(hashPtr: number, m: number): void {
+    const u32 = this.k.u32;
+    const w = hashPtr >>> 2;
+    for (let j = 0; j < m; j++) {
+      u32[w + 2 * j] = (u32[w + 2 * j]! & this.hashMaskLo) >>> 0;
+      u32[w + 2 * j + 1] = (u32[w + 2 * j + 1]! & this.hashMaskHi) >>> 0;
+    }
+  }
+
+  /** Content encoding: u32le key length (NULL_LEN for null), key, same for the value, u32le header count, then each header's key and value the same way. */
+  private static writeContent(u8: Uint8Array, pos: number, r: NormalizedRecord): number {
+    pos = writeField(u8, pos, r.key);
+    pos = writeField(u8, pos, r.value);
+    const hk = r.headerKeys;
+    pos = writeU32(u8, pos, hk.length);
+    for (let j = 0; j < hk.length; j++) {
+      pos = writeField(u8, pos, hk[j]!);
+      pos = writeField(u8, pos, r.headerValues[j]!);
+    }
+    return pos;
+  }
+
+  private clearWindow(): void {
+    this.k.raw.windowInit(this.block, this.count, this.ageMs);
+    this.inserts = 0;
+    if (this.ring) this.ring.length = 0;
+  }
+
+  // --- rebuild from the log ---------------------------------------------------------
+
+  /**
+   * Clears the window and replays the log's tail through it: records are
+   * read backwards in ranges until `count` records with an identity were
+   * found, the start of the log was reached, or (with an age bound) a range
+   * held nothing within ageMs of the newest record. They are then inserted
+   * oldest first, exactly as appends would have inserted them.
+   */
+  async rebuild(source: DedupLogSource | null = this.source): Promise<void> {
+    if (this.freed) throw new InvalidArgumentError('dedup filter is closed');
+    if (!source) throw new InvalidArgumentError('dedup rebuild needs a log source');
+    this.source = source;
+    this.staleError ??= new DedupUnavailableError('the dedup window is being rebuilt');
+    this.clearWindow();
+    try {
+      const parts: Staged[] = [];
+      const floor = source.logStartOffset;
+      let to = source.logEndOffset;
+      let need = this.count;
+      let newest = -Infinity;
+      let scanned = 0;
+      while (need > 0 && to > floor) {
+        const from = Math.max(floor, to - need);
+        const part = await this.stage(source, from, to);
+        scanned += part.scanned;
+        parts.unshift(part.staged);
+        need -= part.staged.n;
+        to = from;
+        if (part.staged.n > 0) {
+          if (newest === -Infinity) newest = part.staged.maxTs;
+          else if (this.ageMs > 0 && newest - part.staged.maxTs >= this.ageMs) break;
+        }
+      }
+      if (this.freed) throw new ClosedError('dedup filter');
+      // Replay, oldest first. Only the newest `count` entries can matter.
+      let skip = Math.max(0, -need);
+      for (const p of parts) {
+        const from = Math.min(skip, p.n);
+        skip -= from;
+        this.replay(p, from);
+      }
+      this.s.rebuilds++;
+      this.s.rebuildScanned = scanned;
+      this.s.rebuildEntries = this.windowSize;
+      this.staleError = null;
+    } catch (err) {
+      if (this.freed) throw err;
+      this.clearWindow();
+      this.staleError = new DedupUnavailableError(`rebuilding the dedup window from the log failed: ${(err as Error).message}`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Reads [from, to) and returns the hashes and times of the records with an identity, in order. */
+  private async stage(source: DedupLogSource, from: number, to: number): Promise<{ staged: Staged; scanned: number }> {
+    let cap = 1024;
+    let hashes = new Uint32Array(cap * 2);
+    let times = new Float64Array(cap);
+    const bytes: (Uint8Array | null)[] | null = this.confirm ? [] : null;
+    let n = 0;
+    let maxTs = -Infinity;
+    let scanned = 0;
+    const batch: NormalizedRecord[] = [];
+    const flush = () => {
+      let start = 0;
+      while (start < batch.length) {
+        const end = this.hashChunk(batch, start, false);
+        const m = this.chunkM;
+        if (n + m > cap) {
+          while (n + m > cap) cap *= 2;
+          const h = new Uint32Array(cap * 2); h.set(hashes); hashes = h;
+          const t = new Float64Array(cap); t.set(times); times = t;
+        }
+        const u32 = this.k.u32;
+        const f64 = this.k.f64;
+        const hw = this.hashes.ptr >>> 2;
+        const tw = this.times.ptr >>> 3;
+        hashes.set(u32.subarray(hw, hw + 2 * m), 2 * n);
+        times.set(f64.subarray(tw, tw + m), n);
+        if (bytes) for (let j = 0; j < m; j++) bytes.push(this.identity(batch[this.idx[j]!]!));
+        for (let j = 0; j < m; j++) if (times[n + j]! > maxTs) maxTs = times[n + j]!;
+        n += m;
+        start = end;
+      }
+      batch.length = 0;
+    };
+    if (to > from) {
+      for await (const rec of source.read({ offset: from }, { maxRecords: to - from })) {
+        if (this.freed) throw new ClosedError('dedup filter');
+        if (rec.offset >= to) break;
+        scanned++;
+        batch.push(normalizedFromStored(rec));
+        if (batch.length >= DEDUP_CHUNK_RECORDS) flush();
+      }
+      flush();
+    }
+    return { staged: { hashes, times, bytes, n, maxTs }, scanned };
+  }
+
+  /**
+   * Writes the identity bytes of records from `start` (up to the chunk
+   * limits) into wasm memory and hashes them in one call: hashes at
+   * this.hashes.ptr, timestamps at this.times.ptr, input indexes in this.idx,
+   * count in this.chunkM. Returns where the chunk ended.
+   */
+  private hashChunk(records: readonly NormalizedRecord[], start: number, countSkipped: boolean): number {
+    const n = records.length;
+    const content = this.mode === MODE_CONTENT;
+    let end = start;
+    let m = 0;
+    let total = 0;
+    let idx = this.idx;
+    while (end < n && m < DEDUP_CHUNK_RECORDS) {
+      const r = records[end]!;
+      let len: number;
+      if (content) len = DedupFilter.contentLength(r);
+      else {
+        const b = this.identity(r);
+        if (b === null) { if (countSkipped) this.s.skipped++; end++; continue; }
+        len = b.length;
+      }
+      if (m > 0 && total + len > DEDUP_CHUNK_BYTES) break;
+      if (m === idx.length) { const next = new Int32Array(idx.length * 2); next.set(idx); this.idx = idx = next; }
+      idx[m++] = end;
+      total += len;
+      end++;
+    }
+    this.chunkM = m;
+    if (m === 0) return end;
+    const dataPtr = this.data.ensure(total);
+    const offPtr = this.offsets.ensure((m + 1) * 4);
+    const hashPtr = this.hashes.ensure(m * 8);
+    const timePtr = this.times.ensure(m * 8);
+    const u8 = this.k.u8;
+    const u32 = this.k.u32;
+    const f64 = this.k.f64;
+    let ow = offPtr >>> 2;
+    const tw = timePtr >>> 3;
+    let pos = dataPtr;
+    u32[ow++] = 0;
+    for (let j = 0; j < m; j++) {
+      const r = records[idx[j]!]!;
+      if (content) pos = DedupFilter.writeContent(u8, pos, r);
+      else pos = copyBytes(u8, pos, this.identity(r)!);
+      u32[ow++] = pos - dataPtr;
+      f64[tw + j] = r.timestamp;
+    }
+    this.k.raw.xxh64Many(dataPtr, offPtr, m, 0, 0, hashPtr);
+    if (this.hashMaskLo !== 0xffffffff || this.hashMaskHi !== 0xffffffff) this.maskHashes(hashPtr, m);
+    return end;
+  }
+
+  /** Inserts staged entries [from, n) into the window, in order. */
+  private replay(p: Staged, from: number): void {
+    const CH = 4096;
+    let i = from;
+    while (i < p.n) {
+      const m = Math.min(CH, p.n - i);
+      const hashPtr = this.hashes.ensure(m * 8);
+      const timePtr = this.times.ensure(m * 8);
+      const flagPtr = this.flags.ensure(m);
+      const u32 = this.k.u32;
+      const f64 = this.k.f64;
+      u32.set(p.hashes.subarray(2 * i, 2 * (i + m)), hashPtr >>> 2);
+      f64.set(p.times.subarray(i, i + m), timePtr >>> 3);
+      if (!p.bytes) {
+        const dups = this.k.raw.windowCheckInsert(this.block, hashPtr, timePtr, 0, m, flagPtr, 0);
+        this.inserts += m - dups;
+      } else {
+        const raw = this.k.raw;
+        const slotPtr = this.slots.ptr;
+        const ring = this.ring!;
+        for (let j = 0; j < m; j++) {
+          const pos = this.inserts % this.count;
+          this.k.u32[slotPtr >>> 2] = pos;
+          const dup = raw.windowCheckInsert(this.block, hashPtr + j * 8, timePtr + j * 8, slotPtr, 1, flagPtr + j, slotPtr + 4);
+          if (dup === 0) { ring[pos] = p.bytes[i + j]!; this.inserts++; }
+        }
+      }
+      i += m;
+    }
+  }
+}
+
+function copyBytes(u8: Uint8Array, pos: number, b: Uint8Array): number {
+  const n = b.length;
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) u8[pos + i] = b[i]!;
+  } else {
+    u8.set(b, pos);
+  }
+  return pos + n;
+}
+
+function writeU32(u8: Uint8Array, pos: number, v: number): number {
+  u8[pos] = v & 0xff;
+  u8[pos + 1] = (v >>> 8) & 0xff;
+  u8[pos + 2] = (v >>> 16) & 0xff;
+  u8[pos + 3] = (v >>> 24) & 0xff;
+  return pos + 4;
+}
+
+function writeField(u8: Uint8Array, pos: number, b: Uint8Array | null): number {
+  if (b === null) return writeU32(u8, pos, NULL_LEN);
+  pos = writeU32(u8, pos, b.length);
+  return copyBytes(u8, pos, b);
+}
+
+/**
+ * Installs a DedupFilter on a partition whose topic config has `dedup` and
+ * rebuilds its window from the log; returns it, or null when the topic has no
+ * dedup config. When the rebuild fails (e.g. corrupt data in the tail) the
+ * filter stays installed but refuses appends with DedupUnavailableError (its
+ * cause says why) until rebuild() succeeds; reads are unaffected.
+ */
+export async function installDedup(p: Partition, k: Kernels, opts: DedupFilterOptions = {}): Promise<DedupFilter | null> {
+  const cfg = p.config.dedup;
+  if (!cfg) return null;
+  const f = new DedupFilter(k, cfg, opts);
+  if (p.appendFilter instanceof DedupFilter) p.appendFilter.close();
+  p.appendFilter = f;
+  await f.rebuild(p).catch(() => undefined);
+  return f;
+}
