@@ -1,0 +1,20 @@
+// The benchmark group registry. To add a group, write bench/groups/<name>.ts
+// exporting a BenchGroup (see bench/README.md) and add it to GROUPS; the
+// runner (bench/run.ts) needs no change. Order here is run and report order.
+
+import type { BenchGroup } from '../harness.js';
+import { crc } from './crc.js';
+import { xxhash } from './xxhash.js';
+import { framing } from './framing.js';
+import { indexGroup } from './index_search.js';
+import { dedup } from './dedup.js';
+
+export const GROUPS: BenchGroup[] = [
+  // Kernel groups (issue 2).
+  crc,
+  xxhash,
+  framing,
+  indexGroup,
+  dedup,
+  // Later: log, kv, tier, replay.
+];

@@ -1,0 +1,200 @@
+// The partition log against the machine's ceilings: append vs a plain fs
+// write of the same bytes, read + verify + decode vs a plain read of the same
+// file, and random offset lookups. No fsync in either contender (page cache):
+// durability costs are the disk's, measured separately by `flush`.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BenchGroup, BenchCase, Contender, gbPerSec, millionsPerSec } from '../harness.js';
+import { Store, Partition, RecordInput, getKernelsSync, RecordBatchEncoder, WasmBuffer, normalizeRecord } from '../../src/index.js';
+import { randomBytes } from '../lib/data.js';
+
+/** Disk space one contender may use before it starts over (both contenders alike). */
+const WRAP_BYTES = 256 << 20;
+
+function tmpDir(tag: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `sediment-bench-${tag}-`));
+}
+
+function makeRecords(count: number, valueSize: number, seed: number): RecordInput[] {
+  const payload = randomBytes(count * valueSize, seed);
+  const out: RecordInput[] = [];
+  for (let i = 0; i < count; i++) out.push({ key: `key-${i}`, value: payload.subarray(i * valueSize, (i + 1) * valueSize), timestamp: 1_700_000_000_000 + i });
+  return out;
+}
+
+/** The exact bytes sediment writes for one append of these records (one batch). */
+function encodedBytes(records: RecordInput[]): Uint8Array {
+  const k = getKernelsSync();
+  const enc = new RecordBatchEncoder(k);
+  const buf = new WasmBuffer(k, 1 << 20);
+  const norm = records.map((r, i) => normalizeRecord(r, i, 0));
+  const size = enc.encode(norm, buf, 0);
+  const copy = k.u8.slice(buf.ptr, buf.ptr + size);
+  enc.free();
+  buf.free();
+  return copy;
+}
+
+function appendCase(valueSize: number, perBatch: number): BenchCase {
+  const records = makeRecords(perBatch, valueSize, valueSize);
+  const bytes = encodedBytes(records);
+  return {
+    name: `append, ${perBatch} records of ${valueSize} B per call`,
+    metric: gbPerSec(bytes.length),
+    bars: [{ label: 'append ≥ 0.8× the plain-fs write of the same bytes', sediment: 'sediment Partition.appendSync', peers: ['plain fs.writeSync'], minRatio: 0.8 }],
+    async setup() {
+      const dir = tmpDir('append');
+      const store = await Store.open(path.join(dir, 'store'), { retentionCheckMs: -1 });
+      const topic = await store.createTopic('bench', { config: { segmentBytes: WRAP_BYTES / 2, retentionBytes: WRAP_BYTES / 2, flushMs: -1, retentionMs: -1 } });
+      const p: Partition = topic.partition(0);
+      const fsPath = path.join(dir, 'plain.log');
+      let fd = fs.openSync(fsPath, 'w');
+      let fsPos = 0;
+      const contenders: Contender[] = [
+        {
+          name: 'sediment Partition.appendSync', role: 'sediment',
+          note: 'validate, frame in wasm (CRC-32C), stamp offsets, write from wasm memory, index; segments roll at 128 MiB and retention keeps 128 MiB',
+          run(n) {
+            let last = 0;
+            for (let i = 0; i < n; i++) last = p.appendSync(records).lastOffset;
+            if (p.sizeBytes > WRAP_BYTES) p.enforceRetention();
+            return last;
+          },
+        },
+        {
+          name: 'plain fs.writeSync', role: 'peer',
+          note: 'the same encoded bytes appended to one file with fs.writeSync (truncated to 0 past 256 MiB)',
+          run(n) {
+            for (let i = 0; i < n; i++) { fs.writeSync(fd, bytes, 0, bytes.length, fsPos); fsPos += bytes.length; }
+            if (fsPos > WRAP_BYTES) { fs.ftruncateSync(fd, 0); fsPos = 0; }
+            return fsPos;
+          },
+        },
+      ];
+      return {
+        contenders,
+        async teardown() {
+          fs.closeSync(fd);
+          fd = -1;
+          await store.close();
+          fs.rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+async function buildLog(dir: string, valueSize: number, totalBytes: number): Promise<{ store: Store; p: Partition; files: string[]; records: number }> {
+  const store = await Store.open(path.join(dir, 'store'), { retentionCheckMs: -1 });
+  const topic = await store.createTopic('bench', { config: { flushMs: -1, segmentBytes: 64 << 20 } });
+  const p = topic.partition(0);
+  const batch = makeRecords(Math.max(1, Math.floor((256 << 10) / valueSize)), valueSize, 3);
+  while (p.sizeBytes < totalBytes) p.appendSync(batch);
+  await p.flush();
+  const files = p.segments.map((s) => s.logPath);
+  return { store, p, files, records: p.logEndOffset };
+}
+
+function readCase(valueSize: number): BenchCase {
+  const total = 32 << 20; // the log overshoots by < 1 batch (256 KiB); both contenders read the same files
+  return {
+    name: `read + verify + decode 32 MiB, ${valueSize} B values`,
+    metric: gbPerSec(total),
+    bars: [{ label: 'read + verify + decode ≥ 0.6× a plain read of the same file', sediment: 'sediment Partition.read (records)', peers: ['plain fs.readSync 1 MiB chunks'], minRatio: 0.6 }],
+    async setup() {
+      const dir = tmpDir('read');
+      const { store, p, files } = await buildLog(dir, valueSize, total);
+      const chunk = Buffer.allocUnsafe(1 << 20);
+      const contenders: Contender[] = [
+        {
+          name: 'sediment Partition.read (records)', role: 'sediment', async: true,
+          note: 'async iterator: reads straight into wasm memory, CRC-checks every batch, decodes every record into JS objects (key/value copies)',
+          async run(n) {
+            let count = 0;
+            for (let i = 0; i < n; i++) for await (const r of p.read({ offset: 0 })) count += r.value!.length > 0 ? 1 : 0;
+            return count;
+          },
+        },
+        {
+          name: 'plain fs.readSync 1 MiB chunks', role: 'peer',
+          note: 'the same segment files read in 1 MiB chunks into one Buffer (page cache), nothing checked',
+          run(n) {
+            let sum = 0;
+            for (let i = 0; i < n; i++) {
+              for (const f of files) {
+                const fd = fs.openSync(f, 'r');
+                let pos = 0; let got: number;
+                while ((got = fs.readSync(fd, chunk, 0, chunk.length, pos)) > 0) { pos += got; sum += chunk[0]!; }
+                fs.closeSync(fd);
+              }
+            }
+            return sum;
+          },
+        },
+      ];
+      return { contenders, async teardown() { await store.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
+    },
+  };
+}
+
+function lookupCase(): BenchCase {
+  const lookups = 1000;
+  return {
+    name: 'random offset lookups (warm), 64 MiB log of 100 B records',
+    metric: millionsPerSec(lookups, 'lookups'),
+    bars: [{ label: '≥ 200k random lookups/s warm', sediment: 'sediment translateOffset', figure: 0.2 }],
+    async setup() {
+      const dir = tmpDir('lookup');
+      const { store, p, records } = await buildLog(dir, 100, 64 << 20);
+      const targets = Array.from({ length: lookups }, (_, i) => Math.floor(((i * 2654435761) % 4294967296) / 4294967296 * records));
+      const contenders: Contender[] = [
+        {
+          name: 'sediment translateOffset', role: 'sediment',
+          note: 'offset -> segment (binary search) -> offset index (wasm, warm tail first) -> bounded header scan; the file position of the batch holding the offset',
+          run(n) {
+            let s = 0;
+            for (let i = 0; i < n; i++) for (const t of targets) s += p.segmentFor(t)!.translateOffset(t);
+            return s;
+          },
+        },
+      ];
+      return { contenders, async teardown() { await store.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
+    },
+  };
+}
+
+function fetchCase(): BenchCase {
+  const lookups = 200;
+  return {
+    name: 'random single-record reads (warm), 64 MiB log of 100 B records',
+    metric: millionsPerSec(lookups, 'reads'),
+    async setup() {
+      const dir = tmpDir('fetch');
+      const { store, p, records } = await buildLog(dir, 100, 64 << 20);
+      const targets = Array.from({ length: lookups }, (_, i) => Math.floor(((i * 40503 + 7) % 65536) / 65536 * records));
+      const contenders: Contender[] = [
+        {
+          name: 'sediment read({offset}, maxRecords 1)', role: 'sediment', async: true,
+          note: 'lookup, read the batch into wasm memory, CRC-check, decode, return the one record',
+          async run(n) {
+            let s = 0;
+            for (let i = 0; i < n; i++) for (const t of targets) for await (const r of p.read({ offset: t }, { maxRecords: 1 })) s += r.offset;
+            return s;
+          },
+        },
+      ];
+      return { contenders, async teardown() { await store.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
+    },
+  };
+}
+
+export const logGroup: BenchGroup = {
+  name: 'log',
+  title: 'Partition log: append, read, lookups',
+  description: 'Append throughput against writing the same encoded bytes with plain `fs` (the machine\'s ceiling), ' +
+    'read + CRC verify + decode against a plain read of the same segment files, and random offset lookups. ' +
+    'Neither side fsyncs (page cache); segment files live in the OS temp directory.',
+  cases: () => [appendCase(1024, 100), appendCase(100, 1000), readCase(1024), readCase(100), lookupCase(), fetchCase()],
+};

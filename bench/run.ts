@@ -1,0 +1,99 @@
+// Benchmark runner: `npm run bench [-- [options] [group...]]`.
+//
+//   npm run bench                 every registered group
+//   npm run bench -- crc xxhash   only these groups
+//   npm run bench -- --list       list the groups
+//   options: --quick (short smoke run), --time=MS (measured time per
+//   contender per case), --rounds=N, --no-save (print only; no JSON, no
+//   RESULTS.md)
+//
+// Progress goes to stderr, one line per case. Results go to
+// bench/results/<date-time>.json and bench/RESULTS.md. Groups live in
+// bench/groups/ and are registered in bench/groups/index.ts.
+
+import { DEFAULT_OPTIONS, HarnessOptions, CaseResult, runCase, ContenderResult } from './harness.js';
+import { loadavg } from 'node:os';
+import { GROUPS } from './groups/index.js';
+import { machineInfo, writeReport, writeResultsMarkdown, RunReport, fmt, fmtRatio, RESULTS_MD } from './report.js';
+
+function usage(): string {
+  return 'usage: npm run bench -- [--quick] [--time=MS] [--rounds=N] [--no-save] [--list] [group...]\n' +
+    `groups: ${GROUPS.map((g) => g.name).join(', ')}`;
+}
+
+function parseArgs(argv: string[]): { opts: HarnessOptions; groups: string[]; save: boolean; list: boolean } {
+  const opts: HarnessOptions = { ...DEFAULT_OPTIONS };
+  const groups: string[] = [];
+  let save = true;
+  let list = false;
+  for (const a of argv) {
+    if (a === '--quick') Object.assign(opts, { timeMs: 300, rounds: 3, warmupMs: 50 });
+    else if (a.startsWith('--time=')) opts.timeMs = Number(a.slice(7));
+    else if (a.startsWith('--rounds=')) opts.rounds = Number(a.slice(9));
+    else if (a === '--no-save') save = false;
+    else if (a === '--list') list = true;
+    else if (a === '--help' || a === '-h') { console.log(usage()); process.exit(0); }
+    else if (a.startsWith('-')) throw new Error(`unknown option ${a}\n${usage()}`);
+    else groups.push(a);
+  }
+  if (!(opts.timeMs > 0) || !Number.isInteger(opts.rounds) || opts.rounds < 1) throw new Error(`bad --time or --rounds\n${usage()}`);
+  return { opts, groups, save, list };
+}
+
+function progressLine(c: CaseResult): string {
+  const fig = (k: ContenderResult) => {
+    const r = c.ratios.find((x) => x.sediment === c.sediment.name && x.peer === k.name);
+    return `${k.name} ${fmt(k.figure)}${r ? ` (${fmtRatio(r.ratio)})` : ''}`;
+  };
+  const bars = c.bars.map((b) => `${b.met ? 'MET' : 'NOT MET'}: ${b.label}`).join('; ');
+  return `[${c.group}] ${c.name} (${c.unit}): ${c.contenders.map(fig).join(', ')}  [${c.elapsedSeconds.toFixed(1)} s]` +
+    (bars ? `\n    ${bars}` : '');
+}
+
+async function main(): Promise<void> {
+  const { opts, groups: wanted, save, list } = parseArgs(process.argv.slice(2));
+  if (list) {
+    for (const g of GROUPS) console.log(`${g.name.padEnd(10)} ${g.title}`);
+    return;
+  }
+  const unknown = wanted.filter((n) => !GROUPS.some((g) => g.name === n));
+  if (unknown.length > 0) throw new Error(`unknown group(s): ${unknown.join(', ')}\n${usage()}`);
+  const selected = wanted.length === 0 ? GROUPS : GROUPS.filter((g) => wanted.includes(g.name));
+
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+  const machine = machineInfo();
+  process.stderr.write(`bench: ${selected.map((g) => g.name).join(', ')} on ${machine.cpu} (${machine.cores} cores), ` +
+    `Node ${machine.node}, load average ${machine.loadAverage1m.toFixed(2)}; ` +
+    `${opts.timeMs} ms per contender per case in ${opts.rounds} rounds\n`);
+  const cases: CaseResult[] = [];
+  for (const g of selected) {
+    const list = await g.cases();
+    for (const bc of list) {
+      const r = await runCase(g.name, bc, opts);
+      cases.push(r);
+      process.stderr.write(progressLine(r) + '\n');
+    }
+  }
+  const report: RunReport = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    elapsedSeconds: (performance.now() - t0) / 1000,
+    machine,
+    loadAverageEnd1m: loadavg()[0]!,
+    options: opts,
+    groups: selected.map((g) => ({ name: g.name, title: g.title, description: g.description })),
+    cases,
+  };
+  process.stderr.write(`bench: done in ${report.elapsedSeconds.toFixed(0)} s\n`);
+  if (save) {
+    const file = writeReport(report);
+    writeResultsMarkdown(GROUPS.map((g) => g.name));
+    process.stderr.write(`bench: wrote ${file} and ${RESULTS_MD}\n`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.cause ? `${err.stack}\ncause: ${String((err.cause as Error).message ?? err.cause)}` : err.stack) : err);
+  process.exit(1);
+});
