@@ -371,12 +371,24 @@ export class LogSegment {
     this.timeIndex.unload();
   }
 
-  /** Closes and removes the segment's files. */
+  /**
+   * Closes and removes the segment's files. As in Kafka, the files are first
+   * renamed to *.deleted (cheap, synchronous: the segment is gone from the
+   * directory's point of view), then unlinked off the event loop when the
+   * storage can; leftovers are removed by the next open.
+   */
   delete(): void {
     this.close();
     this.deleted = true;
-    this.storage.remove(this.logPath);
-    this.storage.remove(this.index.path);
-    this.storage.remove(this.timeIndex.path);
+    for (const p of [this.logPath, this.index.path, this.timeIndex.path]) {
+      if (!this.storage.exists(p)) continue;
+      if (this.storage.removeAsync) {
+        const doomed = `${p}.deleted`;
+        this.storage.rename(p, doomed);
+        this.storage.removeAsync(doomed).catch(() => undefined);
+      } else {
+        this.storage.remove(p);
+      }
+    }
   }
 }

@@ -10,7 +10,7 @@
 import * as path from 'node:path';
 import { Kernels, WasmBuffer } from './kernels.js';
 import { Storage } from './storage.js';
-import { LogSegment, parseSegmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult } from './log_segment.js';
+import { LogSegment, parseSegmentFileName, segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult } from './log_segment.js';
 import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, BatchInfo, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
   BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL } from './record_batch.js';
 import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
@@ -19,10 +19,20 @@ import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeErr
 
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 export const RECOVERY_POINT_FILE = 'recovery-point';
+/** A compacted segment being swapped in (see replaceSegment). */
+export const SWAP_SUFFIX = '.swap';
+const DELETED_SUFFIX = '.deleted';
+/** How long a segment replaced by compaction stays open for reads already using it (Kafka's file.delete.delay.ms). */
+const RETIRED_CLOSE_MS = 60_000;
 /** Largest number of records in one append call. */
 export const MAX_RECORDS_PER_APPEND = 1_000_000;
-/** Bytes read per chunk when reading a segment. */
+/** Bytes read per chunk when reading a segment: the first read is small (point reads), later ones grow. */
+const FIRST_READ_CHUNK = 64 * 1024;
 const READ_CHUNK = 1 << 20;
+/** Read contexts kept for reuse per partition. */
+const READ_POOL_MAX = 4;
+
+interface ReadContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder }
 
 export interface AppendResult {
   /** Offset of the first record written (logEndOffset before the call when nothing was written). */
@@ -108,6 +118,8 @@ export class Partition {
   retentionGuard: ((seg: LogSegment) => boolean) | null = null;
   /** Called after a segment is sealed by a roll. */
   onRoll: ((seg: LogSegment) => void) | null = null;
+  /** Called before every append; throws to refuse it (tiered storage backpressure). */
+  appendGuard: (() => void) | null = null;
   /** What the last open's recovery found, per segment base offset. */
   readonly recoveryReport: { baseOffset: number; result: RecoveryResult }[] = [];
   private readonly k: Kernels;
@@ -121,8 +133,12 @@ export class Partition {
   private runningFlush: Promise<void> | null = null;
   private flushTimer: ReturnType<typeof setInterval> | null = null;
   private waiters: (() => void)[] = [];
+  /** Scratch for reads (wasm buffer, scanner, decoder), reused across read() calls. */
+  private readPool: ReadContext[] = [];
   private closed = false;
   private failed: Error | null = null;
+  /** Segments replaced by compaction, kept open for reads already using them (closed with the partition). */
+  private readonly retired: { seg: LogSegment; at: number }[] = [];
 
   private constructor(o: PartitionOptions) {
     this.k = o.k;
@@ -174,6 +190,7 @@ export class Partition {
   private async load(onRecovery?: PartitionOptions['onRecovery']): Promise<void> {
     const st = this.storage;
     if (!this.readOnly) st.mkdirp(this.dir);
+    if (!this.readOnly) this.finishSwaps();
     const names = st.list(this.dir);
     const bases: number[] = [];
     for (const n of names) {
@@ -301,6 +318,7 @@ export class Partition {
   /** append() without the flush-policy wait (for callers that batch their own flushes). */
   appendSync(records: readonly RecordInput[]): AppendResult {
     this.checkWritable();
+    this.appendGuard?.();
     if (!Array.isArray(records)) throw new InvalidArgumentError('append takes an array of records');
     if (records.length > MAX_RECORDS_PER_APPEND) throw new InvalidArgumentError(`at most ${MAX_RECORDS_PER_APPEND} records per append`);
     const now = Date.now();
@@ -476,6 +494,94 @@ export class Partition {
     return deleted;
   }
 
+  // --- compaction: segment replacement -------------------------------------------
+
+  /**
+   * Replaces a closed segment with a rewritten copy (log compaction), or
+   * removes it when `cleaned` is null. The copy must hold the segment's
+   * batches, or a subset of their records, with offsets unchanged; it must be
+   * durable (datasync'd) in this partition's directory. Crash-safe, in
+   * Kafka's manner: the copy is renamed to <base>.log.swap (directory synced),
+   * the old indexes are removed and the swap is renamed over <base>.log;
+   * load() finishes a swap that a crash cut short. Indexes of the new segment
+   * are rebuilt from its batch headers. `onSwapped` runs synchronously at the
+   * moment the new segment (or its absence) becomes visible to readers. The
+   * replaced segment object stays open, so reads already using it finish on
+   * the old bytes; it is closed with the partition.
+   */
+  async replaceSegment(seg: LogSegment, cleaned: string | null, onSwapped?: (replacement: LogSegment | null) => void): Promise<LogSegment | null> {
+    this.checkWritable();
+    const check = () => {
+      const i = this.segments.indexOf(seg);
+      if (i < 0 || i === this.segments.length - 1 || !seg.closed) {
+        throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.name} is not a closed segment of the partition`);
+      }
+      return i;
+    };
+    check();
+    const st = this.storage;
+    if (cleaned === null) {
+      const i = check();
+      // A crash after this rename leaves a .deleted file (and orphan indexes), which load() removes.
+      st.rename(seg.logPath, `${seg.logPath}${DELETED_SUFFIX}`);
+      this.segments.splice(i, 1);
+      if (i > 0) this.segments[i - 1]!.nextOffset = seg.nextOffset;
+      this.retire(seg);
+      onSwapped?.(null);
+      st.remove(seg.index.path);
+      st.remove(seg.timeIndex.path);
+      st.remove(`${seg.logPath}${DELETED_SUFFIX}`);
+      await st.syncDir(this.dir);
+      return null;
+    }
+    if (path.dirname(path.resolve(cleaned)) !== path.resolve(this.dir)) throw new InvalidArgumentError(`${cleaned} is not in ${this.dir}`);
+    const swap = `${seg.logPath}${SWAP_SUFFIX}`;
+    st.rename(cleaned, swap);
+    await st.syncDir(this.dir);
+    let i: number;
+    try {
+      if (this.closed) throw new ClosedError(`partition ${this.name}`);
+      i = check();
+    } catch (err) {
+      st.remove(swap);
+      throw err;
+    }
+    st.remove(seg.index.path);
+    st.remove(seg.timeIndex.path);
+    st.rename(swap, seg.logPath);
+    const next = LogSegment.open(this.k, st, this.dir, seg.baseOffset, this.settings(), true);
+    next.closed = true;
+    next.rebuildIndexes();
+    next.nextOffset = seg.nextOffset;
+    this.segments[i] = next;
+    this.retire(seg);
+    onSwapped?.(next);
+    await st.syncDir(this.dir);
+    return next;
+  }
+
+  /** Keeps a replaced segment open for RETIRED_CLOSE_MS (reads in flight), closing older ones. */
+  private retire(seg: LogSegment): void {
+    const now = Date.now();
+    while (this.retired.length > 0 && now - this.retired[0]!.at > RETIRED_CLOSE_MS) this.retired.shift()!.seg.close();
+    this.retired.push({ seg, at: now });
+  }
+
+  /** Completes compaction swaps cut short by a crash (see replaceSegment). */
+  private finishSwaps(): void {
+    const st = this.storage;
+    for (const n of st.list(this.dir)) {
+      if (!n.endsWith(LOG_SUFFIX + SWAP_SUFFIX)) continue;
+      const base = parseSegmentFileName(n.slice(0, -SWAP_SUFFIX.length), LOG_SUFFIX);
+      if (base === null) continue;
+      // The swap is complete and durable; the old indexes may not match it.
+      st.remove(path.join(this.dir, segmentFileName(base, INDEX_SUFFIX)));
+      st.remove(path.join(this.dir, segmentFileName(base, TIME_INDEX_SUFFIX)));
+      st.rename(path.join(this.dir, n), path.join(this.dir, segmentFileName(base, LOG_SUFFIX)));
+      this.dirDirty = true;
+    }
+  }
+
   /** Removes the first (closed) segment; logStartOffset moves to the next one. */
   deleteOldestSegment(): LogSegment {
     if (this.segments.length < 2) throw new InvalidArgumentError('cannot delete the active segment');
@@ -518,8 +624,8 @@ export class Partition {
   }
 
   private async firstAtOrAfter(seg: LogSegment, position: number, ts: number): Promise<number | null> {
-    for await (const rec of this.readSegmentFrom(seg, position, 0, seg.size)) {
-      if (rec.timestamp >= ts) return rec.offset;
+    for await (const chunk of this.readSegmentFrom(seg, position, 0, seg.size, Infinity)) {
+      for (const rec of chunk) if (rec.timestamp >= ts) return rec.offset;
     }
     return null;
   }
@@ -553,10 +659,10 @@ export class Partition {
         await this.waitForChange(opts.signal);
         continue;
       }
-      let source: AsyncIterable<StoredRecord>;
+      let source: AsyncIterable<StoredRecord[]>;
       if (next < this.localLogStartOffset) {
         if (!this.remote) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
-        source = this.remote.read(next, this.localLogStartOffset, opts);
+        source = chunked(this.remote.read(next, this.localLogStartOffset, opts));
       } else {
         const seg = this.segmentFor(next);
         if (!seg) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
@@ -570,20 +676,24 @@ export class Partition {
           next = Math.max(next, following.baseOffset);
           continue;
         }
-        source = this.readSegmentFrom(seg, pos, next, end);
+        source = this.readSegmentFrom(seg, pos, next, end, maxRecords - records);
       }
       let progressed = false;
-      for await (const rec of source) {
-        if (rec.offset < next) continue;
-        if (rec.offset >= limit) break;
-        const size = (rec.key?.length ?? 0) + (rec.value?.length ?? 0);
-        if (records > 0 && bytes + size > maxBytes) return;
-        yield rec;
-        progressed = true;
-        records++;
-        bytes += size;
-        next = rec.offset + 1;
-        if (records >= maxRecords || bytes >= maxBytes) return;
+      let stop = false;
+      for await (const chunk of source) {
+        for (const rec of chunk) {
+          if (rec.offset < next) continue;
+          if (rec.offset >= limit) { stop = true; break; }
+          const size = (rec.key?.length ?? 0) + (rec.value?.length ?? 0);
+          if (records > 0 && bytes + size > maxBytes) return;
+          yield rec;
+          progressed = true;
+          records++;
+          bytes += size;
+          next = rec.offset + 1;
+          if (records >= maxRecords || bytes >= maxBytes) return;
+        }
+        if (stop) break;
       }
       if (!progressed) {
         // [next, limit) held no visible records before the end of this source
@@ -606,24 +716,28 @@ export class Partition {
 
   /**
    * Records of one segment from a batch position, CRC-checked, up to `end`
-   * bytes (the segment's size when the read started: only complete batches).
+   * bytes (the segment's size when the read started: only complete batches),
+   * yielded one batch at a time. At most `limit` records are decoded.
    */
-  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number): AsyncGenerator<StoredRecord, void, undefined> {
-    const k = this.k;
-    const buf = new WasmBuffer(k, Math.min(READ_CHUNK, Math.max(4096, end - position)));
-    const scanner = new BatchScanner(k, 1024);
-    const decoder = new RecordBatchDecoder(k);
+  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number, limit: number): AsyncGenerator<StoredRecord[], void, undefined> {
+    const ctx = this.takeReadContext();
+    const { buf, scanner, decoder } = ctx;
     const maxBatch = Math.max(this.config.maxMessageBytes, 1 << 20) + LOG_OVERHEAD;
     let expectedMin = -1;
+    let left = limit;
+    let chunk = FIRST_READ_CHUNK;
     try {
       let pos = position;
-      while (pos < end) {
+      let need = 0;
+      while (pos < end && left > 0) {
         if (seg.deleted) throw new OffsetOutOfRangeError(minOffset, this.logStartOffset, this.logEndOffset);
-        const want = Math.min(buf.capacity, end - pos);
+        const want = Math.min(Math.max(chunk, need), end - pos);
+        buf.ensure(want);
         const got = seg.readInto(buf.ptr, want, pos);
         if (got < want) throw new CorruptionError(`segment is shorter than expected (${pos + got} < ${end})`, { file: seg.logPath, position: pos + got });
+        chunk = Math.min(chunk * 2, READ_CHUNK);
+        need = 0;
         const res = scanner.scan(buf.ptr, got, { maxBatchBytes: maxBatch, positionBase: pos });
-        const out: StoredRecord[] = [];
         for (const b of res.batches) {
           const last = b.baseOffset + b.lastOffsetDelta;
           // Offsets are outside the CRC: check they move forward.
@@ -632,12 +746,15 @@ export class Partition {
           }
           expectedMin = last;
           if (last < minOffset || (b.attributes & ATTR_CONTROL) !== 0) continue;
+          const out: StoredRecord[] = [];
           const ptr = buf.ptr + (b.position - pos);
-          if (RecordBatchDecoder.isSync(b)) decoder.decode(ptr, b, out, minOffset, { file: seg.logPath, position: b.position });
-          else await this.decodeAsyncCopy(decoder, buf, ptr - buf.ptr, b, out, minOffset, seg.logPath);
+          const src = { file: seg.logPath, position: b.position };
+          if (RecordBatchDecoder.isSync(b)) decoder.decode(ptr, b, out, minOffset, src, left);
+          else await decoder.decodeAsync(ptr, b, out, minOffset, src, left);
           if (out.length > 0) {
-            for (const r of out) yield r;
-            out.length = 0;
+            left -= out.length;
+            yield out;
+            if (left <= 0) return;
           }
         }
         const advanced = res.stopPosition;
@@ -646,22 +763,26 @@ export class Partition {
           const h = seg.peekHeader(pos + advanced, end);
           if (h && h.size <= maxBatch && pos + advanced + h.size <= end) {
             pos += advanced;
-            if (h.size > buf.capacity) buf.ensure(h.size);
+            need = h.size;
             continue;
           }
         }
         throw new CorruptionError(SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', { file: seg.logPath, position: pos + advanced });
       }
     } finally {
-      decoder.free();
-      scanner.free();
-      buf.free();
+      this.releaseReadContext(ctx);
     }
   }
 
-  private async decodeAsyncCopy(decoder: RecordBatchDecoder, buf: WasmBuffer, rel: number, b: BatchInfo, out: StoredRecord[], minOffset: number, file: string): Promise<void> {
-    // The await may let other code allocate; buf stays ours, so its pointer stays valid.
-    await decoder.decodeAsync(buf.ptr + rel, b, out, minOffset, { file, position: b.position });
+  private takeReadContext(): ReadContext {
+    return this.readPool.pop() ?? { buf: new WasmBuffer(this.k, FIRST_READ_CHUNK), scanner: new BatchScanner(this.k, 1024), decoder: new RecordBatchDecoder(this.k) };
+  }
+
+  private releaseReadContext(c: ReadContext): void {
+    if (!this.closed && this.readPool.length < READ_POOL_MAX && c.buf.capacity <= 4 * READ_CHUNK) { this.readPool.push(c); return; }
+    c.buf.free();
+    c.scanner.free();
+    c.decoder.free();
   }
 
   // --- lifecycle ---------------------------------------------------------------
@@ -678,6 +799,8 @@ export class Partition {
     this.closed = true;
     this.notify();
     for (const s of this.segments) s.close();
+    for (const r of this.retired.splice(0)) r.seg.close();
+    for (const c of this.readPool.splice(0)) { c.buf.free(); c.scanner.free(); c.decoder.free(); }
     this.appendFilter?.close?.();
     this.encoder.free();
     this.writeBuf.free();
@@ -685,4 +808,9 @@ export class Partition {
 
   /** True after close(). */
   get isClosed(): boolean { return this.closed; }
+}
+
+/** Adapts a record iterator to the chunked form read() consumes. */
+async function* chunked(src: AsyncIterable<StoredRecord>): AsyncGenerator<StoredRecord[], void, undefined> {
+  for await (const r of src) yield [r];
 }

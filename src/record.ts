@@ -34,6 +34,24 @@ export interface StoredRecord {
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
 
+/**
+ * UTF-8 bytes of a string. Short ASCII strings (the common key) are copied
+ * by hand: TextEncoder.encode has a high fixed cost per call on Node 20.
+ */
+export function encodeUtf8(s: string): Uint8Array {
+  const n = s.length;
+  if (n <= 256) {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) return utf8.encode(s);
+      out[i] = c;
+    }
+    return out;
+  }
+  return utf8.encode(s);
+}
+
 export function decodeUtf8(bytes: Uint8Array): string {
   return utf8Decoder.decode(bytes);
 }
@@ -42,7 +60,7 @@ export function decodeUtf8(bytes: Uint8Array): string {
 export function toBytes(v: unknown, what: string): Uint8Array | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Uint8Array) return v;
-  if (typeof v === 'string') return utf8.encode(v);
+  if (typeof v === 'string') return encodeUtf8(v);
   throw new InvalidArgumentError(`${what} must be a Uint8Array, a string or null, got ${describe(v)}`);
 }
 
@@ -97,12 +115,12 @@ export function normalizeRecord(r: unknown, index: number, now: number): Normali
         else if (e !== null && typeof e === 'object' && 'key' in e) { k = (e as { key: unknown }).key; v = (e as { value?: unknown }).value; }
         else throw new InvalidArgumentError(`record ${index} header ${j} must be {key, value} or [key, value]`);
         if (typeof k !== 'string') throw new InvalidArgumentError(`record ${index} header ${j} key must be a string`);
-        headerKeys.push(utf8.encode(k));
+        headerKeys.push(encodeUtf8(k));
         headerValues.push(toBytes(v, `record ${index} header '${k}' value`));
       }
     } else if (typeof h === 'object') {
       for (const k of Object.keys(h)) {
-        headerKeys.push(utf8.encode(k));
+        headerKeys.push(encodeUtf8(k));
         headerValues.push(toBytes((h as Record<string, unknown>)[k], `record ${index} header '${k}' value`));
       }
     } else {

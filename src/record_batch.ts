@@ -259,19 +259,19 @@ export class RecordBatchDecoder {
    * pushes its records with offset >= minOffset onto out. Throws
    * CorruptionError on malformed records, UnsupportedCodecError for codecs.
    */
-  decode(ptr: number, info: BatchInfo, out: StoredRecord[], minOffset = 0, src?: BatchSource): void {
+  decode(ptr: number, info: BatchInfo, out: StoredRecord[], minOffset = 0, src?: BatchSource, limit = Infinity): void {
     const codec = info.attributes & ATTR_CODEC_MASK;
     if (codec !== CODEC_NONE) {
       if (codec === CODEC_GZIP) throw new InvalidArgumentError('gzip batch: use decodeAsync');
       throw new UnsupportedCodecError(codec);
     }
-    this.decodeRegion(ptr + BATCH_HEADER_SIZE, info.size - BATCH_HEADER_SIZE, info, out, minOffset, src);
+    this.decodeRegion(ptr + BATCH_HEADER_SIZE, info.size - BATCH_HEADER_SIZE, info, out, minOffset, src, limit);
   }
 
   /** Decodes any supported batch, inflating gzip (codec 1) first. */
-  async decodeAsync(ptr: number, info: BatchInfo, out: StoredRecord[], minOffset = 0, src?: BatchSource): Promise<void> {
+  async decodeAsync(ptr: number, info: BatchInfo, out: StoredRecord[], minOffset = 0, src?: BatchSource, limit = Infinity): Promise<void> {
     const codec = info.attributes & ATTR_CODEC_MASK;
-    if (codec === CODEC_NONE) return this.decode(ptr, info, out, minOffset, src);
+    if (codec === CODEC_NONE) return this.decode(ptr, info, out, minOffset, src, limit);
     if (codec !== CODEC_GZIP) throw new UnsupportedCodecError(codec);
     const compressed = this.k.u8.slice(ptr + BATCH_HEADER_SIZE, ptr + info.size);
     let plain: Uint8Array;
@@ -283,10 +283,14 @@ export class RecordBatchDecoder {
     }
     const p = this.inflated.ensure(plain.length);
     this.k.u8.set(plain, p);
-    this.decodeRegion(p, plain.length, info, out, minOffset, src);
+    this.decodeRegion(p, plain.length, info, out, minOffset, src, limit);
   }
 
-  private decodeRegion(ptr: number, len: number, info: BatchInfo, out: StoredRecord[], minOffset: number, src?: BatchSource): void {
+  /**
+   * Keys, values and header values of the records are views into one copy of
+   * the batch's records section (one allocation per batch, not per field).
+   */
+  private decodeRegion(ptr: number, len: number, info: BatchInfo, out: StoredRecord[], minOffset: number, src?: BatchSource, limit = Infinity): void {
     const count = info.recordCount;
     // Every record takes at least MIN_RECORD_BYTES, so a larger count is
     // corrupt: reject it before sizing the row table from it.
@@ -316,29 +320,32 @@ export class RecordBatchDecoder {
       }
       prev = od;
     }
+    const copy = u8.slice(ptr, ptr + len);
     const logAppendTime = (info.attributes & ATTR_LOG_APPEND_TIME) !== 0;
     let w = rowsPtr >>> 2;
     let h = hdrPtr >>> 2;
-    for (let i = 0; i < count; i++, w += RECORD_ROW_WORDS) {
+    let pushed = 0;
+    for (let i = 0; i < count && pushed < limit; i++, w += RECORD_ROW_WORDS) {
       const hc = i32[w + 7]!;
       const offset = info.baseOffset + i32[w]!;
       if (offset < minOffset) { h += hc * HEADER_ROW_WORDS; continue; }
       const keyLen = i32[w + 4]!;
       const valueLen = i32[w + 6]!;
-      const keyPos = i32[w + 3]!;
-      const valuePos = i32[w + 5]!;
+      const keyPos = i32[w + 3]! - ptr;
+      const valuePos = i32[w + 5]! - ptr;
       const headers: RecordHeader[] = new Array(hc);
       for (let j = 0; j < hc; j++, h += HEADER_ROW_WORDS) {
-        const np = i32[h]!; const nl = i32[h + 1]!; const vp = i32[h + 2]!; const vl = i32[h + 3]!;
-        headers[j] = { key: decodeUtf8(u8.subarray(np, np + nl)), value: vl < 0 ? null : u8.slice(vp, vp + vl) };
+        const np = i32[h]! - ptr; const nl = i32[h + 1]!; const vp = i32[h + 2]! - ptr; const vl = i32[h + 3]!;
+        headers[j] = { key: decodeUtf8(copy.subarray(np, np + nl)), value: vl < 0 ? null : copy.subarray(vp, vp + vl) };
       }
       out.push({
         offset,
         timestamp: logAppendTime ? info.maxTimestamp : info.firstTimestamp + (i32[w + 2]! * TWO32 + (i32[w + 1]! >>> 0)),
-        key: keyLen < 0 ? null : u8.slice(keyPos, keyPos + keyLen),
-        value: valueLen < 0 ? null : u8.slice(valuePos, valuePos + valueLen),
+        key: keyLen < 0 ? null : copy.subarray(keyPos, keyPos + keyLen),
+        value: valueLen < 0 ? null : copy.subarray(valuePos, valuePos + valueLen),
         headers,
       });
+      pushed++;
     }
   }
 

@@ -32,6 +32,8 @@ export interface Storage {
   isDirectory(p: string): boolean;
   mkdirp(dir: string): void;
   remove(p: string): void;
+  /** Removes a file off the event loop (large unlinks are slow); optional. */
+  removeAsync?(p: string): Promise<void>;
   removeDir(dir: string): void;
   rename(from: string, to: string): void;
   /** Makes directory entries (creates, renames, removes) durable. */
@@ -113,6 +115,9 @@ export class NodeStorage implements Storage {
   }
   mkdirp(dir: string): void { wrap(dir, 'mkdir', () => fs.mkdirSync(dir, { recursive: true })); }
   remove(p: string): void { wrap(p, 'unlink', () => fs.rmSync(p, { force: true })); }
+  removeAsync(p: string): Promise<void> {
+    return fs.promises.rm(p, { force: true }).catch((err) => { throw new StorageError(p, 'unlink', err); });
+  }
   removeDir(dir: string): void { wrap(dir, 'rmdir', () => fs.rmSync(dir, { recursive: true, force: true })); }
   rename(from: string, to: string): void { wrap(from, 'rename', () => fs.renameSync(from, to)); }
   syncDir(dir: string): Promise<void> {
