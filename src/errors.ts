@@ -110,3 +110,62 @@ export class StorageError extends SedimentError {
     this.path = path;
   }
 }
+
+/** An object store (tiered storage) refused an operation for good: permission, configuration, a missing object. */
+export class ObjectStoreError extends SedimentError {
+  /** The operation: 'read', 'write', 'stat', 'delete', 'list', 'presign'. */
+  readonly op: string;
+  /** The object key (or prefix) involved. */
+  readonly key: string;
+  /** OpenDAL's error kind, e.g. 'NotFound', 'PermissionDenied', 'ConfigInvalid'. */
+  readonly kind: string;
+  constructor(op: string, key: string, kind: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_OBJECT_STORE', `object store ${op} ${key} failed (${kind}): ${message}`, options);
+    this.op = op;
+    this.key = key;
+    this.kind = kind;
+  }
+}
+
+/** The object store could not be reached: temporary failures persisted through every retry. Nothing was lost. */
+export class ObjectStoreUnavailableError extends SedimentError {
+  readonly op: string;
+  readonly key: string;
+  readonly attempts: number;
+  readonly elapsedMs: number;
+  constructor(op: string, key: string, attempts: number, elapsedMs: number, options?: { cause?: unknown }) {
+    const why = (options?.cause as Error | undefined)?.message?.split('\n')[0] ?? 'unknown error';
+    super('ERR_OBJECT_STORE_UNAVAILABLE', `object store unavailable: ${op} ${key} failed ${attempts} time(s) in ${Math.round(elapsedMs)} ms (last: ${why})`, options);
+    this.op = op;
+    this.key = key;
+    this.attempts = attempts;
+    this.elapsedMs = elapsedMs;
+  }
+}
+
+/**
+ * Appends are refused because too much local data waits for upload to the
+ * object store (tiered storage backpressure). Nothing was written; retry later.
+ */
+export class BackpressureError extends SedimentError {
+  readonly partition: string;
+  /** Local bytes not yet archived. */
+  readonly bytes: number;
+  /** The configured limit (TierConfig.backpressureBytes). */
+  readonly limit: number;
+  constructor(partition: string, bytes: number, limit: number) {
+    super('ERR_BACKPRESSURE', `partition ${partition} has ${bytes} bytes waiting for upload to the object store (limit ${limit}); append refused, retry later`);
+    this.partition = partition;
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/**
+ * A partition's local log and its archive in the object store disagree (the
+ * local log was reset or rewritten): tiering stops for that partition, and
+ * nothing local is evicted, until an operator restores or re-points it.
+ */
+export class TierConflictError extends SedimentError {
+  constructor(message: string) { super('ERR_TIER_CONFLICT', message); }
+}

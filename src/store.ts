@@ -10,6 +10,9 @@ import { RecoveryResult } from './log_segment.js';
 import { DedupFilter, DedupStats, installDedup } from './dedup.js';
 import { TopicConfig, resolveTopicConfig, validateTopicName } from './topic_config.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError, StoreLockedError, TopicExistsError, TopicNotFoundError } from './errors.js';
+import type { TierConfig } from './tier/tier_config.js';
+import type { TieredStorage } from './tier/tiered_storage.js';
+import type { RestoreOptions } from './tier/restore.js';
 
 export const METADATA_FILE = 'sediment.json';
 export const LOCK_FILE = '.lock';
@@ -29,6 +32,8 @@ export interface StoreOptions {
   kernels?: Kernels;
   /** Called for each segment recovery scan on open (progress for long recoveries). */
   onRecovery?: (e: { partition: string; segment: number; result: RecoveryResult }) => void;
+  /** Tiered storage: archive closed segments to an object store through OpenDAL (docs/tiering.md). */
+  tier?: TierConfig;
 }
 
 interface TopicMeta { partitions: number; config: Partial<TopicConfig> }
@@ -69,6 +74,8 @@ export class Store {
   private lockHeld = false;
   /** Hooks other subsystems (tiering, KV, dedup) install on every partition opened. */
   private readonly partitionHooks: ((p: Partition) => void | Promise<void>)[] = [];
+  /** Tiered storage attached by StoreOptions.tier (status, archiveNow, presign), or null. */
+  tier: TieredStorage | null = null;
 
   private constructor(dir: string, opts: StoreOptions, k: Kernels, storage: Storage) {
     this.dir = dir;
@@ -77,6 +84,16 @@ export class Store {
     this.k = k;
     this.storage = storage;
     this.meta = { format: METADATA_FORMAT, topics: {} };
+  }
+
+  /**
+   * Rebuilds a store in dir from an object store archive alone (docs/tiering.md):
+   * topics, configs and partitions from the archive, segments downloaded and
+   * verified (or only the metadata, with download: 'none'); returns the store
+   * open with that tier attached.
+   */
+  static async restore(dir: string, tier: TierConfig, opts: RestoreOptions = {}): Promise<Store> {
+    return (await import('./tier/restore.js')).restoreStore(dir, tier, opts);
   }
 
   /** Opens (or creates) a store directory. */
@@ -122,12 +139,14 @@ export class Store {
       }
       if (adopted && !this.readOnly) await this.saveMetadata();
       for (const [name, t] of Object.entries(this.meta.topics)) await this.openTopic(name, t);
+      if (this.opts.tier) this.tier = await (await import('./tier/tiered_storage.js')).TieredStorage.attach(this, this.opts.tier);
       const every = this.opts.retentionCheckMs ?? 60_000;
       if (!this.readOnly && every > 0) {
         this.retentionTimer = setInterval(() => this.enforceRetention(), every);
         this.retentionTimer.unref?.();
       }
     } catch (err) {
+      await this.tier?.close().catch(() => undefined);
       await this.closePartitions().catch(() => undefined);
       this.releaseLock();
       throw err;
@@ -283,6 +302,7 @@ export class Store {
     this.closed = true;
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     try {
+      await this.tier?.close();
       await this.closePartitions();
     } finally {
       this.releaseLock();

@@ -1,0 +1,229 @@
+// A thin wrapper over an Apache OpenDAL Operator: the handful of operations
+// tiering needs, each retried with capped exponential backoff (bounded in
+// attempts and in total time) when OpenDAL reports a temporary failure, and
+// every failure turned into a typed error:
+//   - ObjectStoreUnavailableError: temporary failures outlasted the retries
+//     (server down, connection refused or reset, timeouts, 5xx, throttling);
+//   - ObjectStoreError: a permanent refusal (not found, permission denied,
+//     bad configuration, unsupported operation), with OpenDAL's error kind.
+// Per-request timeouts come from OpenDAL's TimeoutLayer, so no request can
+// hang a retry loop.
+
+import { Operator, TimeoutLayer, PresignedRequest } from 'opendal';
+import { InvalidArgumentError, ObjectStoreError, ObjectStoreUnavailableError } from '../errors.js';
+import { ResolvedTierConfig } from './tier_config.js';
+
+export interface ObjectStat {
+  size: number;
+  etag: string | null;
+}
+
+/** Counters of one ObjectStore (for status output and tests). */
+export interface ObjectStoreCounters {
+  requests: number;
+  retries: number;
+  failures: number;
+  bytesWritten: number;
+  bytesRead: number;
+}
+
+/** A streaming upload (multipart where the service supports it). */
+export interface ObjectWriter {
+  write(chunk: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What OpenDAL said went wrong. */
+export interface OpenDalFailure {
+  /** OpenDAL ErrorKind, e.g. 'NotFound', 'Unexpected', 'RateLimited'. */
+  kind: string;
+  /** True when a retry may succeed. */
+  temporary: boolean;
+}
+
+/**
+ * Classifies an error thrown by the OpenDAL binding. Its messages start with
+ * "<Kind> (<status>)", status being permanent, temporary or persistent
+ * (temporary errors that already outlasted an OpenDAL-level retry).
+ */
+export function classifyOpenDalError(err: unknown): OpenDalFailure {
+  const msg = String((err as Error)?.message ?? err);
+  const m = /^(\w+) \((permanent|temporary|persistent)\)/.exec(msg);
+  if (!m) return { kind: 'Unexpected', temporary: false };
+  const kind = m[1]!;
+  return { kind, temporary: m[2] !== 'permanent' || kind === 'RateLimited' };
+}
+
+/** Options of one retried operation (overrides of the config). */
+interface RetryPolicy { attempts: number; baseDelayMs: number; maxDelayMs: number; totalMs: number }
+
+/**
+ * OpenDAL's memory service keeps bytes per Operator. Operators with the same
+ * options are shared within the process, so a memory "bucket" outlives a
+ * store and can be restored from (tests, examples).
+ */
+const memoryOperators = new Map<string, Operator>();
+function memoryOperator(options: Record<string, string>): Operator {
+  const key = JSON.stringify(Object.entries(options).sort());
+  let op = memoryOperators.get(key);
+  if (!op) { op = new Operator('memory', options); memoryOperators.set(key, op); }
+  return op;
+}
+
+/** Drops a shared memory bucket (tests). */
+export function dropMemoryBucket(options: Record<string, string> = {}): void {
+  memoryOperators.delete(JSON.stringify(Object.entries(options).sort()));
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => { const t = setTimeout(resolve, ms); t.unref?.(); });
+
+export class ObjectStore {
+  readonly service: string;
+  readonly operator: Operator;
+  readonly counters: ObjectStoreCounters = { requests: 0, retries: 0, failures: 0, bytesWritten: 0, bytesRead: 0 };
+  private readonly policy: RetryPolicy;
+
+  constructor(config: ResolvedTierConfig) {
+    this.service = config.service;
+    let op: Operator;
+    try {
+      op = config.service === 'memory' ? memoryOperator(config.options) : new Operator(config.service, config.options);
+    } catch (err) {
+      const f = classifyOpenDalError(err);
+      throw new ObjectStoreError('open', config.service, f.kind, String((err as Error)?.message ?? err).split('\n')[0]!, { cause: err });
+    }
+    const timeout = new TimeoutLayer();
+    timeout.timeout = config.requestTimeoutMs;
+    timeout.ioTimeout = config.requestTimeoutMs;
+    this.operator = op.layer(timeout.build());
+    this.policy = {
+      attempts: config.retryAttempts,
+      baseDelayMs: config.retryBaseDelayMs,
+      maxDelayMs: config.retryMaxDelayMs,
+      totalMs: config.retryTotalMs,
+    };
+  }
+
+  /** True when the service can presign GET requests (s3, gcs, azblob, ...; not fs or memory). */
+  get canPresign(): boolean { return this.operator.capability().presignRead; }
+
+  /**
+   * Runs fn, retrying temporary failures with capped exponential backoff and
+   * jitter until the attempt or time budget is spent.
+   */
+  private async retry<T>(op: string, key: string, fn: () => Promise<T>): Promise<T> {
+    const p = this.policy;
+    const started = performance.now();
+    let attempt = 0;
+    for (;;) {
+      attempt++;
+      this.counters.requests++;
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof ObjectStoreError || err instanceof ObjectStoreUnavailableError || err instanceof InvalidArgumentError) throw err;
+        const f = classifyOpenDalError(err);
+        const elapsed = performance.now() - started;
+        if (!f.temporary) {
+          this.counters.failures++;
+          throw new ObjectStoreError(op, key, f.kind, String((err as Error)?.message ?? err).split('\n')[0]!, { cause: err });
+        }
+        const delay = Math.min(p.maxDelayMs, p.baseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random() * 0.5);
+        if (attempt >= p.attempts || elapsed + delay > p.totalMs) {
+          this.counters.failures++;
+          throw new ObjectStoreUnavailableError(op, key, attempt, elapsed, { cause: err });
+        }
+        this.counters.retries++;
+        await sleep(delay);
+      }
+    }
+  }
+
+  /** The whole object, or [offset, offset + size) of it. The range must lie inside the object. */
+  async read(key: string, range?: { offset: number; size: number }): Promise<Buffer> {
+    const opts = range ? { offset: BigInt(range.offset), size: BigInt(range.size) } : undefined;
+    const buf = await this.retry('read', key, () => this.operator.read(key, opts));
+    if (range && buf.length !== range.size) {
+      throw new ObjectStoreError('read', key, 'Unexpected', `asked for ${range.size} bytes at ${range.offset}, got ${buf.length}`);
+    }
+    this.counters.bytesRead += buf.length;
+    return buf;
+  }
+
+  /** Writes (replaces) a whole object in one request. */
+  async write(key: string, data: Buffer): Promise<void> {
+    await this.retry('write', key, () => this.operator.write(key, data));
+    this.counters.bytesWritten += data.length;
+  }
+
+  /**
+   * A streaming writer (multipart upload on S3) with parts of chunkBytes.
+   * Not retried as a whole: a failure surfaces from write() or close() and
+   * the caller uploads the object again.
+   */
+  async writer(key: string, chunkBytes: number): Promise<ObjectWriter> {
+    const w = await this.retry('write', key, () => this.operator.writer(key, { chunk: BigInt(chunkBytes) }));
+    const self = this;
+    const wrap = async (what: string, fn: () => Promise<void>) => {
+      try { await fn(); } catch (err) {
+        self.counters.failures++;
+        const f = classifyOpenDalError(err);
+        if (f.temporary) throw new ObjectStoreUnavailableError(what, key, 1, 0, { cause: err });
+        throw new ObjectStoreError(what, key, f.kind, String((err as Error)?.message ?? err).split('\n')[0]!, { cause: err });
+      }
+    };
+    return {
+      async write(chunk: Buffer) { await wrap('write', () => w.write(chunk)); self.counters.bytesWritten += chunk.length; },
+      async close() { await wrap('write', () => w.close()); },
+    };
+  }
+
+  /** Size and ETag of an object, or null when it does not exist. */
+  async stat(key: string): Promise<ObjectStat | null> {
+    try {
+      const m = await this.retry('stat', key, () => this.operator.stat(key));
+      return { size: Number(m.contentLength ?? 0n), etag: m.etag };
+    } catch (err) {
+      if (err instanceof ObjectStoreError && err.kind === 'NotFound') return null;
+      throw err;
+    }
+  }
+
+  /** Deletes an object; deleting a missing object succeeds. */
+  async delete(key: string): Promise<void> {
+    await this.retry('delete', key, () => this.operator.delete(key));
+  }
+
+  /**
+   * Keys of the objects under a directory (dir ends with '/'; '' is the
+   * root). Recursive lists every object below; otherwise the direct children,
+   * sub-directories ending with '/'.
+   */
+  async list(dir: string, recursive = false): Promise<string[]> {
+    if (dir !== '' && !dir.endsWith('/')) throw new InvalidArgumentError(`list takes a directory ending with '/', got ${JSON.stringify(dir)}`);
+    let entries;
+    try {
+      entries = await this.retry('list', dir, () => this.operator.list(dir, { recursive }));
+    } catch (err) {
+      if (err instanceof ObjectStoreError && err.kind === 'NotFound') return [];
+      throw err;
+    }
+    const out: string[] = [];
+    for (const e of entries) {
+      const p = e.path();
+      if (p === dir) continue;
+      if (recursive && p.endsWith('/')) continue;
+      out.push(p);
+    }
+    return out.sort();
+  }
+
+  /** A presigned GET request for an object, valid for expiresSec seconds. */
+  async presignRead(key: string, expiresSec: number): Promise<PresignedRequest> {
+    if (!Number.isSafeInteger(expiresSec) || expiresSec < 1 || expiresSec > 7 * 24 * 3600) {
+      throw new InvalidArgumentError(`presign expiry must be 1..604800 seconds, got ${expiresSec}`);
+    }
+    if (!this.canPresign) throw new ObjectStoreError('presign', key, 'Unsupported', `the ${this.service} service cannot presign requests`);
+    return this.retry('presign', key, () => this.operator.presignRead(key, expiresSec));
+  }
+}
