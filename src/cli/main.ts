@@ -14,6 +14,7 @@ import { EXIT, CliContext } from './context.js';
 type Group = { register(program: Command, ctx: CliContext): void };
 const GROUPS: (() => Promise<Group>)[] = [
   () => import('./log_commands.js'),
+  () => import('./serve_commands.js'),
 ];
 
 export function exitCodeFor(err: unknown): number {
