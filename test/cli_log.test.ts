@@ -34,11 +34,11 @@ class Sink {
 
 interface Run { code: number; out: string; err: string; outBytes: Buffer }
 
-async function run(args: string[], stdin: string | Buffer | Buffer[] = []): Promise<Run> {
+async function run(args: string[], stdin: string | Buffer | Buffer[] = [], isTTY = false): Promise<Run> {
   const stdout = new Sink();
   const stderr = new Sink();
   const chunks = Array.isArray(stdin) ? stdin : [typeof stdin === 'string' ? Buffer.from(stdin) : stdin];
-  const code = await main(['node', 'sediment', ...args], { stdout, stderr, stdin: Readable.from(chunks), isTTY: false });
+  const code = await main(['node', 'sediment', ...args], { stdout, stderr, stdin: Readable.from(chunks), isTTY });
   return { code, out: stdout.text, err: stderr.text, outBytes: stdout.bytes };
 }
 
@@ -466,6 +466,10 @@ describe('sediment verify', () => {
       const ok = await run(['verify', '--dir', dir]);
       assert.equal(ok.code, 0, ok.out);
       assert.match(ok.out, /^verify: OK: 0 warnings; checked 2 topics, 3 partitions, \d+ segments, 30 batches, 90 records, [\d.]+ MB in [\d.]+ s\n$/);
+      assert.equal(ok.err, '', 'no progress output when stderr is not a terminal');
+      const tty = await run(['verify', '--dir', dir], [], true);
+      assert.equal(tty.code, 0);
+      assert.match(tty.err, /\rverify \[#{24}\] 100% [\d.]+ \/ [\d.]+ MB\x1b\[K\n$/);
 
       const pdir = path.join(dir, 'v-0');
       const logs = segmentFiles(pdir, '.log');

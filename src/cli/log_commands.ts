@@ -149,9 +149,10 @@ class Output {
     }
     if (ok === false && typeof this.w.once === 'function') {
       await new Promise<void>((resolve) => {
-        const done = () => { this.w.removeListener?.('drain', done); this.w.removeListener?.('close', done); resolve(); };
-        this.w.once!('drain', done);
-        this.w.once!('close', () => { this.broken = true; done(); });
+        const drained = () => { this.w.removeListener?.('close', closed); resolve(); };
+        const closed = () => { this.w.removeListener?.('drain', drained); this.broken = true; resolve(); };
+        this.w.once!('drain', drained);
+        this.w.once!('close', closed);
       });
     }
   }
