@@ -13,6 +13,8 @@ import { ClosedError, InvalidArgumentError, ReadOnlyError, StoreLockedError, Top
 import type { TierConfig } from './tier/tier_config.js';
 import type { TieredStorage } from './tier/tiered_storage.js';
 import type { RestoreOptions } from './tier/restore.js';
+import { KvStore, KvOptions } from './kv/kv_store.js';
+import { ConsumerOffsets, CONSUMER_OFFSETS_NAMESPACE, CONSUMER_OFFSETS_TOPIC } from './kv/consumer_offsets.js';
 
 export const METADATA_FILE = 'sediment.json';
 export const LOCK_FILE = '.lock';
@@ -76,6 +78,8 @@ export class Store {
   private readonly partitionHooks: ((p: Partition) => void | Promise<void>)[] = [];
   /** Tiered storage attached by StoreOptions.tier (status, archiveNow, presign), or null. */
   tier: TieredStorage | null = null;
+  /** Open KV namespaces by topic (see kv()). */
+  private readonly kvs = new Map<string, Promise<KvStore>>();
 
   private constructor(dir: string, opts: StoreOptions, k: Kernels, storage: Storage) {
     this.dir = dir;
@@ -265,6 +269,42 @@ export class Store {
     for (const t of this.topics.values()) for (const p of t.partitions) await hook(p);
   }
 
+  /**
+   * Opens KV namespace `name` (topic `__kv.<name>`, created when missing;
+   * see docs/kv.md). Every call for a name returns the same instance; the
+   * options of the first call apply. Closed with the store.
+   */
+  kv(name: string, opts: KvOptions = {}): Promise<KvStore> {
+    this.check();
+    return this.openKv(`__kv.${name}`, () => KvStore.open(this, name, opts));
+  }
+
+  /** The consumer offsets of this store: a KV namespace on topic `__consumer_offsets`. */
+  async consumerOffsets(opts: KvOptions = {}): Promise<ConsumerOffsets> {
+    this.check();
+    const kv = await this.openKv(CONSUMER_OFFSETS_TOPIC, () => KvStore.open(this, CONSUMER_OFFSETS_NAMESPACE, opts, CONSUMER_OFFSETS_TOPIC));
+    return new ConsumerOffsets(this, kv);
+  }
+
+  private openKv(topic: string, open: () => Promise<KvStore>): Promise<KvStore> {
+    const have = this.kvs.get(topic);
+    if (have) return have;
+    const p = open();
+    this.kvs.set(topic, p);
+    p.catch(() => { if (this.kvs.get(topic) === p) this.kvs.delete(topic); });
+    return p;
+  }
+
+  private async closeKvs(): Promise<void> {
+    const all = [...this.kvs.values()];
+    this.kvs.clear();
+    const errors: unknown[] = [];
+    for (const p of all) {
+      try { await (await p).close(); } catch (e) { errors.push(e); }
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+
   /** Sets the remote reader of one partition (tiered storage). */
   setRemote(topic: string, id: number, remote: RemoteLogReader | null): void {
     this.partition(topic, id).remote = remote;
@@ -302,8 +342,11 @@ export class Store {
     this.closed = true;
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     try {
+      let kvError: unknown = null;
+      await this.closeKvs().catch((e) => { kvError = e; });
       await this.tier?.close();
       await this.closePartitions();
+      if (kvError) throw kvError;
     } finally {
       this.releaseLock();
     }
