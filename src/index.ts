@@ -5,8 +5,8 @@ export { Kernels, WasmBuffer, getKernels, getKernelsSync, compileKernels } from 
 export { Crc32c } from './crc32c.js';
 export { XxHash64 } from './xxhash64.js';
 export { DedupWindow, WINDOW_MAX_COUNT } from './dedup_window.js';
-export { DedupFilter, DedupUnavailableError, installDedup, DEDUP_CHUNK_RECORDS, DEDUP_CHUNK_BYTES } from './dedup.js';
-export type { DedupStats, DedupFilterOptions, DedupLogSource } from './dedup.js';
+export { DedupFilter, DedupUnavailableError, installDedup, DEDUP_CHUNK_RECORDS, DEDUP_CHUNK_BYTES, DEDUP_STATS_FILE } from './dedup.js';
+export type { DedupStats, DedupFilterOptions, DedupLogSource, DedupStatsStore } from './dedup.js';
 export * from './record_batch.js';
 export * from './index_search.js';
 export { Store, Topic } from './store.js';
@@ -20,3 +20,4 @@ export { DEFAULT_TOPIC_CONFIG, resolveTopicConfig, validateTopicName } from './t
 export type { TopicConfig, DedupConfig } from './topic_config.js';
 export { NodeStorage, defaultStorage } from './storage.js';
 export type { Storage, FileHandle } from './storage.js';
+export * from './kv/index.js';

@@ -15,6 +15,7 @@ type Group = { register(program: Command, ctx: CliContext): void };
 const GROUPS: (() => Promise<Group>)[] = [
   () => import('./log_commands.js'),
   () => import('./serve_commands.js'),
+  () => import('./kv_commands.js'),
 ];
 
 export function exitCodeFor(err: unknown): number {
