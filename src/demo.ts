@@ -123,7 +123,7 @@ export const logSection: DemoSection = {
     ctx.log(row('read back, verified', `${n0(N)} records in ${ms(readMs)}: ${perSec(N, readMs)} records/s, ${mbps(bytes, readMs)} MB/s`));
 
     // Random seeks: one record at an offset, the first record at a timestamp.
-    const seeks = Math.min(5000, Math.ceil(N / 10));
+    const seeks = Math.min(2000, Math.ceil(N / 10));
     const targets = randoms(seeks, N);
     start = performance.now();
     for (const o of targets) {
