@@ -280,6 +280,8 @@ class BodyReader {
   }
 }
 
+function noop(): void { /* settles a gate */ }
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a, 0);
@@ -325,7 +327,13 @@ export class RemoteObject {
   etag: string | null = null;
   /** Set once the server answered a Range request with 200. */
   rangeIgnored = false;
+  /** Set once the server answered a Range request with 206. */
+  private rangesWork = false;
   private seq: BodyReader | null = null;
+  /** Settles when the first read has found out whether ranges work. */
+  private gate: Promise<void> | null = null;
+  /** Orders reads that share one 200 body. */
+  private chain: Promise<void> = Promise.resolve();
   private readonly o: ResolvedHttpOptions;
   private readonly stats: HttpStats;
 
@@ -386,7 +394,7 @@ export class RemoteObject {
   }
 
   /** A 200 body replaces ranges: check its size against the manifest and the whole-body limit. */
-  private adoptWholeBody(res: Response, control: RequestControl): BodyReader {
+  private adoptWholeBody(res: Response, control: RequestControl, keep = true): BodyReader {
     const cl = parseLength(res.headers.get('content-length'));
     const size = this.size >= 0 ? this.size : cl;
     if (this.size >= 0 && cl >= 0 && cl !== this.size) {
@@ -399,7 +407,7 @@ export class RemoteObject {
       control.dispose();
       throw new RangeNotSupportedError(this.url, size, this.o.maxWholeBodyBytes);
     }
-    this.rangeIgnored = true;
+    if (keep) this.rangeIgnored = true;
     return new BodyReader(res, control, this.url, this.stats);
   }
 
@@ -407,11 +415,29 @@ export class RemoteObject {
    * Bytes [start, start+length) of the object, as a new array of exactly
    * `length` bytes. Forward reads after a 200 reuse that body.
    */
-  async read(start: number, length: number): Promise<Uint8Array> {
+  read(start: number, length: number): Promise<Uint8Array> {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 1 ||
       (this.size >= 0 && start + length > this.size)) {
-      throw new InvalidArgumentError(`range [${start}, ${start + length}) is outside object ${this.name} of ${this.size} bytes`);
+      return Promise.reject(new InvalidArgumentError(`range [${start}, ${start + length}) is outside object ${this.name} of ${this.size} bytes`));
     }
+    // The first read finds out whether the server honours Range; reads
+    // issued meanwhile wait for it. Range reads then run concurrently;
+    // after a 200 they share one body, so they run one after the other, in
+    // the order they were issued.
+    if (this.gate === null) {
+      const p = this.readNow(start, length);
+      this.gate = p.then(noop, noop);
+      return p;
+    }
+    return this.gate.then(() => {
+      if (!this.rangeIgnored) return this.readNow(start, length);
+      const q = this.chain.then(() => this.readNow(start, length));
+      this.chain = q.then(noop, noop);
+      return q;
+    });
+  }
+
+  private async readNow(start: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
     if (this.seq && this.seq.pos > start) { this.seq.cancel(); this.seq = null; }
     if (!this.seq && this.rangeIgnored) {
@@ -422,7 +448,21 @@ export class RemoteObject {
     if (!this.seq) {
       const end = start + length - 1;
       const { res, control } = await this.request(`bytes=${start}-${end}`);
+      if (res.status === 200 && this.rangesWork) {
+        // A server that honoured ranges before sent the whole object this
+        // time (some caches do): take the bytes from it, keep nothing.
+        const body = this.adoptWholeBody(res, control, false);
+        try {
+          if (!(await body.skip(start)) || !(await body.readInto(out, 0, length))) {
+            throw new CorruptionError(`object ended at byte ${body.pos}, before ${start + length}`, { file: redact(this.url), position: body.pos });
+          }
+        } finally {
+          body.cancel();
+        }
+        return out;
+      }
       if (res.status === 206) {
+        this.rangesWork = true;
         const body = new BodyReader(res, control, this.url, this.stats);
         try {
           this.check206(res, start, end);

@@ -197,9 +197,7 @@ export interface PlainRecord { offset: number; timestamp: number; key: string | 
 
 export function hexOf(b: Uint8Array | null): string | null {
   if (b === null) return null;
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, '0');
-  return s;
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
 export function plain(r: StoredRecord): PlainRecord {
@@ -211,3 +209,40 @@ export const PLAIN_SOURCE = `(r) => {
   const hex = (b) => b === null ? null : Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   return { offset: r.offset, timestamp: r.timestamp, key: hex(r.key), value: hex(r.value), headers: r.headers.map((h) => [h.key, hex(h.value)]) };
 }`;
+
+/**
+ * An archive of one segment made of the given batch bytes (already stamped
+ * with offsets), for batches the Store does not write (gzip, control,
+ * deliberately malformed). Index and time index are empty unless given.
+ */
+export function writeHandArchive(root: string, batches: Uint8Array[], o: {
+  topic?: string; partition?: number; baseOffset?: number; lastOffset: number; firstTimestamp?: number; maxTimestamp?: number;
+  index?: Uint8Array; timeindex?: Uint8Array; records?: number;
+}): { partitionDir: string; manifestRel: string; manifest: ManifestJson } {
+  const topic = o.topic ?? 'hand';
+  const partition = o.partition ?? 0;
+  const base = o.baseOffset ?? 0;
+  const rel = [partitionHash(topic, partition), `${topic}-${partition}`];
+  const partitionDir = path.join(root, ...rel);
+  fs.mkdirSync(partitionDir, { recursive: true });
+  const total = batches.reduce((n, b) => n + b.length, 0);
+  const log = new Uint8Array(total);
+  let at = 0;
+  for (const b of batches) { log.set(b, at); at += b.length; }
+  const crc = new Crc32c(getKernelsSync());
+  const stem = String(base).padStart(20, '0');
+  const put = (suffix: string, bytes: Uint8Array): ManifestObjectJson => {
+    fs.writeFileSync(path.join(partitionDir, `${stem}.${suffix}`), bytes);
+    return { key: `${stem}.${suffix}`, size: bytes.length, crc32c: crcHex(crc.of(bytes)) };
+  };
+  const manifest: ManifestJson = {
+    format: 1, topic, partition, version: 1, updatedAt: 1_763_700_000_000, logStartOffset: base,
+    segments: [{
+      baseOffset: base, lastOffset: o.lastOffset, nextOffset: o.lastOffset + 1,
+      firstTimestamp: o.firstTimestamp ?? 0, maxTimestamp: o.maxTimestamp ?? 0, records: o.records ?? o.lastOffset - base + 1,
+      objects: { log: put('log', log), index: put('index', o.index ?? new Uint8Array(0)), timeindex: put('timeindex', o.timeindex ?? new Uint8Array(0)) },
+    }],
+  };
+  writeManifest(partitionDir, manifest);
+  return { partitionDir, manifestRel: [...rel, 'manifest.json'].join('/'), manifest };
+}
