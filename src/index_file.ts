@@ -20,6 +20,8 @@ export class IndexFile {
   entries = 0;
   /** Read-only store: rebuilds and appends stay in memory, the file is never written. */
   memoryOnly = false;
+  /** The file was changed since the last datasync (even when its handle has been closed since). */
+  private unsynced = false;
 
   constructor(k: Kernels, storage: Storage, path: string, entrySize: number) {
     this.k = k;
@@ -69,6 +71,7 @@ export class IndexFile {
     if (!this.memoryOnly) {
       if (!this.file) this.file = this.storage.open(this.path, 'write');
       this.file.write(this.k.u8, buf.ptr + at, this.entrySize, at);
+      this.unsynced = true;
     }
     this.entries++;
   }
@@ -78,6 +81,7 @@ export class IndexFile {
     if (n >= this.entries) return;
     this.entries = n;
     if (this.memoryOnly) return;
+    this.unsynced = true;
     if (this.file) this.file.truncate(n * this.entrySize);
     else {
       const h = this.storage.open(this.path, 'write');
@@ -92,9 +96,25 @@ export class IndexFile {
     if (this.memoryOnly) return;
     if (!this.file) this.file = this.storage.open(this.path, 'write');
     this.file.truncate(0);
+    this.unsynced = true;
   }
 
-  datasync(): Promise<void> { return this.file ? this.file.datasync() : Promise.resolve(); }
+  /** Makes the file durable; reopens it when it was changed and its handle closed since. */
+  async datasync(): Promise<void> {
+    if (this.memoryOnly || !this.unsynced) return;
+    this.unsynced = false;
+    try {
+      if (this.file) {
+        await this.file.datasync();
+      } else {
+        const h = this.storage.open(this.path, 'write');
+        try { await h.datasync(); } finally { h.close(); }
+      }
+    } catch (err) {
+      this.unsynced = true;
+      throw err;
+    }
+  }
 
   /** Closes the file handle (the entries stay loaded). */
   closeFile(): void {

@@ -17,6 +17,12 @@ export const INDEX_SUFFIX = '.index';
 export const TIME_INDEX_SUFFIX = '.timeindex';
 /** Largest segment: positions are u32 in Kafka's index, and we keep them below 2^31. */
 export const MAX_SEGMENT_BYTES = 0x7fffffff;
+/**
+ * Largest batch (with its 12-byte log overhead) that recovery and reads
+ * accept, whatever max.message.bytes says: the format bound, so data written
+ * under a larger limit (or by a Kafka broker configured so) stays readable.
+ */
+export const MAX_READ_BATCH_BYTES = 64 * 1024 * 1024 + LOG_OVERHEAD;
 const TWO32 = 4294967296;
 
 export function segmentFileName(baseOffset: number, suffix: string): string {
@@ -35,6 +41,13 @@ export function parseSegmentFileName(name: string, suffix: string): number | nul
 export interface SegmentSettings {
   indexIntervalBytes: number;
   maxBatchBytes: number;
+  /**
+   * Batches follow each other with no offset gap (every 'delete' topic).
+   * Reads and lookups then treat a gap as corruption, which catches damage
+   * to a batch's baseOffset (a field the CRC does not cover). Compacted
+   * logs have gaps: only increasing offsets are required there.
+   */
+  contiguousOffsets?: boolean;
 }
 
 /** What a recovery scan found. */
@@ -42,9 +55,14 @@ export interface RecoveryResult {
   validBytes: number;
   truncatedBytes: number;
   batches: number;
-  /** Why the scan stopped before the end of the file, if it did. */
-  problem?: { position: number; reason: string };
+  /** Bytes in the file when the scan started. */
+  fileBytes?: number;
+  /** Why the scan stopped before the end of the file, if it did; offset: the first offset not recovered. */
+  problem?: { position: number; reason: string; offset?: number };
 }
+
+/** Where a read must start for an offset: the batch position and the offset before it (-1 when unknown). */
+export interface BatchLocation { position: number; prevLastOffset: number }
 
 /** A batch header read from a file (no CRC check). */
 interface HeaderPeek { baseOffset: number; lastOffset: number; size: number; maxTimestamp: number; magic: number }
@@ -77,6 +95,8 @@ export class LogSegment {
   /** Has writes not yet made durable. */
   dirty = false;
   deleted = false;
+  /** The indexes were rebuilt since they were loaded (a lookup mismatch then means a damaged log, not a stale index). */
+  private rebuiltSinceLoad = false;
 
   private constructor(k: Kernels, storage: Storage, dir: string, baseOffset: number, settings: SegmentSettings, log: FileHandle) {
     this.k = k;
@@ -151,13 +171,16 @@ export class LogSegment {
 
   /** Marks the segment read-only: the final time index entry, as Kafka writes on roll. */
   seal(): void {
-    if (this.maxTimestamp >= 0) this.timeIndex.maybeAppend(this.maxTimestamp, this.offsetOfMaxTimestamp);
+    // The entry goes to the file: the next flush must sync it, or a crash
+    // could leave a flushed closed segment whose time index understates its
+    // largest timestamp (wrong retention and timestamp lookups).
+    if (this.maxTimestamp >= 0 && this.timeIndex.maybeAppend(this.maxTimestamp, this.offsetOfMaxTimestamp)) this.dirty = true;
     this.closed = true;
   }
 
   /** Makes the log and both indexes durable. */
   async datasync(): Promise<void> {
-    if (!this.log) return;
+    if (!this.log || this.deleted) return;
     await Promise.all([this.log.datasync(), this.index.datasync(), this.timeIndex.datasync()]);
   }
 
@@ -188,13 +211,37 @@ export class LogSegment {
     return new CorruptionError(reason, { file: this.logPath, position, offset });
   }
 
-  private checkedHeader(position: number, limit: number): HeaderPeek {
+  /**
+   * Reads and checks the batch header at position (no CRC check): magic,
+   * length, offsets inside the segment and after prevLast (exactly
+   * prevLast + 1 when offsets are contiguous). Null when it fails.
+   */
+  private validHeader(position: number, limit: number, prevLast: number): HeaderPeek | null {
     const h = this.peekHeader(position, limit);
-    if (!h) throw this.badHeader(position, 'batch header extends past the end of the segment');
-    if (h.magic !== 2) throw this.badHeader(position, `bad magic byte ${h.magic}`);
-    if (h.size < BATCH_HEADER_SIZE || position + h.size > limit) throw this.badHeader(position, `batch length ${h.size - LOG_OVERHEAD} out of bounds`);
-    if (h.lastOffset < h.baseOffset || h.baseOffset < this.baseOffset) throw this.badHeader(position, `batch offsets ${h.baseOffset}..${h.lastOffset} do not belong to segment ${this.baseOffset}`);
+    if (!h || h.magic !== 2 || h.size < BATCH_HEADER_SIZE || position + h.size > limit) return null;
+    if (h.lastOffset < h.baseOffset || h.baseOffset < this.baseOffset || h.lastOffset - this.baseOffset > 0xffffffff) return null;
+    if (prevLast >= this.baseOffset - 1 && (this.settings.contiguousOffsets ? h.baseOffset !== prevLast + 1 : h.baseOffset <= prevLast)) return null;
     return h;
+  }
+
+  private checkedHeader(position: number, limit: number, prevLast = -1): HeaderPeek {
+    const h = this.validHeader(position, limit, prevLast);
+    if (h) return h;
+    const expected = prevLast >= this.baseOffset - 1 ? prevLast + 1 : undefined;
+    const p = this.peekHeader(position, limit);
+    if (!p) throw this.badHeader(position, 'batch header extends past the end of the segment', expected);
+    if (p.magic !== 2) throw this.badHeader(position, `bad magic byte ${p.magic}`, expected);
+    if (p.size < BATCH_HEADER_SIZE || position + p.size > limit) throw this.badHeader(position, `batch length ${p.size - LOG_OVERHEAD} out of bounds`, expected);
+    throw this.badHeader(position, `batch offsets ${p.baseOffset}..${p.lastOffset} do not follow offset ${expected ?? this.baseOffset - 1} in segment ${this.baseOffset}`, expected ?? p.baseOffset);
+  }
+
+  /**
+   * Checks an offset-index entry against the log: the batch at its position
+   * must end at its offset. Returns that batch's header or null.
+   */
+  private entryHeader(entry: { offset: number; position: number }, limit: number): HeaderPeek | null {
+    const h = this.validHeader(entry.position, limit, -1);
+    return h && h.lastOffset === entry.offset ? h : null;
   }
 
   /**
@@ -202,15 +249,35 @@ export class LogSegment {
    * then a bounded forward scan over batch headers. -1 when past the end.
    */
   translateOffset(target: number, limit = this.size): number {
+    return this.locateOffset(target, limit)?.position ?? -1;
+  }
+
+  /**
+   * Like translateOffset, with the last offset of the batch before the one
+   * found (so a read can check the chain of offsets from there). An index
+   * entry that does not match the log triggers a rebuild of both indexes.
+   * Throws CorruptionError when a header on the way is damaged.
+   */
+  locateOffset(target: number, limit = this.size): BatchLocation | null {
     this.loadIndexes();
+    let pos = 0;
+    let prevLast = this.baseOffset - 1;
     const entry = this.index.lookup(target);
-    let pos = entry && entry.position < limit ? entry.position : 0;
+    if (entry && entry.position < limit) {
+      const h = this.entryHeader(entry, limit);
+      if (!h && !this.rebuiltSinceLoad) {
+        this.rebuildIndexes();
+        return this.locateOffset(target, limit);
+      }
+      if (h) { pos = entry.position; prevLast = h.baseOffset - 1; }
+    }
     while (pos < limit) {
-      const h = this.checkedHeader(pos, limit);
-      if (h.lastOffset >= target) return pos;
+      const h = this.checkedHeader(pos, limit, prevLast);
+      if (h.lastOffset >= target) return { position: pos, prevLastOffset: prevLast };
+      prevLast = h.lastOffset;
       pos += h.size;
     }
-    return -1;
+    return null;
   }
 
   /**
@@ -219,52 +286,139 @@ export class LogSegment {
    * known to be entirely below ts; the scan starts there.
    */
   translateTimestamp(ts: number, limit = this.size): number {
+    return this.locateTimestamp(ts, limit)?.position ?? -1;
+  }
+
+  /** Like translateTimestamp, with the offset chain (see locateOffset). */
+  locateTimestamp(ts: number, limit = this.size): BatchLocation | null {
     this.loadIndexes();
     const below = this.timeIndex.lookup(ts - 1);
     let pos = 0;
+    let prevLast = this.baseOffset - 1;
     if (below) {
+      // Everything up to below.offset has timestamps <= below.timestamp < ts.
       const e = this.index.lookup(below.offset);
-      if (e && e.position < limit) pos = e.position;
+      const h = e && e.position < limit ? this.entryHeader(e, limit) : null;
+      if (e && e.position < limit && !h && !this.rebuiltSinceLoad) {
+        this.rebuildIndexes();
+        return this.locateTimestamp(ts, limit);
+      }
+      if (h) { pos = e!.position; prevLast = h.baseOffset - 1; }
     }
+    let checkEntry = below !== null;
     while (pos < limit) {
-      const h = this.checkedHeader(pos, limit);
-      if (h.maxTimestamp >= ts) return pos;
+      const h = this.checkedHeader(pos, limit, prevLast);
+      if (checkEntry && h.lastOffset >= below!.offset) {
+        // The batch holding the entry's offset has the entry's timestamp as
+        // its max, and nothing before it is later: else the index is wrong.
+        checkEntry = false;
+        if (h.baseOffset > below!.offset || h.maxTimestamp !== below!.timestamp) {
+          if (!this.rebuiltSinceLoad) {
+            this.rebuildIndexes();
+            return this.locateTimestamp(ts, limit);
+          }
+          // The log itself disagrees with a freshly built index: scan it all.
+          return this.scanForTimestamp(ts, limit);
+        }
+      }
+      if (h.maxTimestamp >= ts) return { position: pos, prevLastOffset: prevLast };
+      prevLast = h.lastOffset;
       pos += h.size;
     }
-    return -1;
+    return null;
+  }
+
+  private scanForTimestamp(ts: number, limit: number): BatchLocation | null {
+    let pos = 0;
+    let prevLast = this.baseOffset - 1;
+    while (pos < limit) {
+      const h = this.checkedHeader(pos, limit, prevLast);
+      if (h.maxTimestamp >= ts) return { position: pos, prevLastOffset: prevLast };
+      prevLast = h.lastOffset;
+      pos += h.size;
+    }
+    return null;
   }
 
   // --- index loading and recovery --------------------------------------------
 
-  /** Loads both indexes, rebuilding them when missing or inconsistent. */
+  /**
+   * Loads both indexes, rebuilding them when missing or inconsistent: a
+   * length that is not a whole number of entries, entries out of order or
+   * past the log, or a first/last entry that does not match the batch
+   * headers (garbage, or an index left from other data). Entries in between
+   * are checked when a lookup uses them (locateOffset, locateTimestamp).
+   */
   loadIndexes(): void {
     if (this.index.loaded && this.timeIndex.loaded) return;
+    this.rebuiltSinceLoad = false;
     const okI = this.index.load();
     const okT = this.timeIndex.load();
-    const validI = okI ? this.index.validPrefix(this.size) : -1;
-    const validT = okT ? this.timeIndex.validPrefix(this.nextOffset > this.baseOffset ? this.nextOffset : Number.MAX_SAFE_INTEGER) : -1;
-    const emptyButData = this.size > 0 && this.index.entries === 0 && this.timeIndex.entries === 0 && this.size > this.settings.indexIntervalBytes * 2;
-    if (validI !== this.index.entries || validT !== this.timeIndex.entries || emptyButData) {
-      this.rebuildIndexes();
-    }
+    let good = okI && okT;
+    if (good) good = this.index.validPrefix(this.size) === this.index.entries;
+    if (good) good = this.timeIndex.validPrefix(this.nextOffset > this.baseOffset ? this.nextOffset : Number.MAX_SAFE_INTEGER) === this.timeIndex.entries;
+    // Kafka writes an entry every index.interval.bytes: none at all over a large log means a lost index.
+    if (good) good = !(this.size > this.settings.indexIntervalBytes * 2 && this.size > 0 && this.index.entries === 0);
+    if (good) good = this.indexesMatchLog();
+    if (!good) this.rebuildIndexes();
   }
 
-  /** Rebuilds both indexes from the log (headers only; the log was already validated). */
+  /** Spot checks of loaded indexes against the log: first and last entries of both. */
+  private indexesMatchLog(): boolean {
+    const n = this.index.entries;
+    if (n > 0) {
+      if (!this.entryHeader(this.index.entry(0), this.size)) return false;
+      if (n > 1 && !this.entryHeader(this.index.entry(n - 1), this.size)) return false;
+    }
+    for (const slot of this.timeIndex.entries > 1 ? [0, this.timeIndex.entries - 1] : this.timeIndex.entries === 1 ? [0] : []) {
+      const t = this.timeIndex.entry(slot);
+      const h = this.batchContaining(t.offset);
+      if (!h || h.maxTimestamp !== t.timestamp) return false;
+    }
+    return true;
+  }
+
+  /** Header of the batch holding offset, scanning from the offset index (unverified beyond headers), or null. */
+  private batchContaining(offset: number): HeaderPeek | null {
+    const e = this.index.lookup(offset);
+    let pos = e && e.position < this.size ? e.position : 0;
+    while (pos < this.size) {
+      const h = this.validHeader(pos, this.size, -1);
+      if (!h) return null;
+      if (h.lastOffset >= offset) return h.baseOffset <= offset ? h : null;
+      pos += h.size;
+    }
+    return null;
+  }
+
+  /**
+   * Rebuilds both indexes from the batch headers (no CRC check: recovery or
+   * a clean shutdown already vouched for the bytes). Stops at the first
+   * damaged header: the indexes then cover the valid prefix and a read past
+   * it reports the corruption. A closed segment keeps its nextOffset.
+   */
   rebuildIndexes(): void {
+    this.rebuiltSinceLoad = true;
     this.index.reset();
     this.timeIndex.reset();
     this.bytesSinceLastIndexEntry = 0;
-    const saved = { max: this.maxTimestamp, off: this.offsetOfMaxTimestamp };
+    const saved = { max: this.maxTimestamp, off: this.offsetOfMaxTimestamp, next: this.nextOffset };
     this.maxTimestamp = -1;
     this.offsetOfMaxTimestamp = -1;
     let pos = 0;
+    let prevLast = this.baseOffset - 1;
     while (pos < this.size) {
-      const h = this.checkedHeader(pos, this.size);
+      const h = this.validHeader(pos, this.size, prevLast);
+      if (!h) break;
       this.afterBatch(pos, { size: h.size, baseOffset: h.baseOffset, lastOffset: h.lastOffset, maxTimestamp: h.maxTimestamp, offsetOfMaxTimestamp: h.lastOffset });
+      prevLast = h.lastOffset;
       pos += h.size;
     }
-    if (this.closed) this.seal();
-    if (this.size === 0) { this.maxTimestamp = saved.max; this.offsetOfMaxTimestamp = saved.off; }
+    if (this.closed) {
+      this.nextOffset = Math.max(this.nextOffset, saved.next);
+      this.seal();
+    }
+    if (pos === 0) { this.maxTimestamp = saved.max; this.offsetOfMaxTimestamp = saved.off; }
     this.dirty = true;
   }
 
@@ -282,9 +436,11 @@ export class LogSegment {
     if (lastT) { this.maxTimestamp = lastT.timestamp; this.offsetOfMaxTimestamp = lastT.offset; }
     this.bytesSinceLastIndexEntry = 0;
     let first = true;
+    let prevLast = -1;
     while (pos < this.size) {
-      const h = this.peekHeader(pos);
-      if (!h || h.magic !== 2 || h.size < BATCH_HEADER_SIZE || pos + h.size > this.size || h.lastOffset < h.baseOffset || h.baseOffset < this.nextOffset) return false;
+      const h = this.validHeader(pos, this.size, prevLast);
+      if (!h || h.baseOffset < this.nextOffset) return false;
+      prevLast = h.lastOffset;
       if (first && this.rollTimestamp < 0 && pos === 0) this.rollTimestamp = h.maxTimestamp;
       first = false;
       if (h.maxTimestamp > this.maxTimestamp) { this.maxTimestamp = h.maxTimestamp; this.offsetOfMaxTimestamp = h.lastOffset; }
@@ -305,6 +461,34 @@ export class LogSegment {
    * the log at the first invalid or incomplete batch (unless readOnly).
    */
   recover(scanner: BatchScanner, buf: WasmBuffer, readOnly: boolean): RecoveryResult {
+    const result = this.scanAndIndex(scanner, buf);
+    if (!readOnly) this.dropInvalidTail(result);
+    return result;
+  }
+
+  /** After scanAndIndex(): cuts the file at the end of the valid prefix. */
+  dropInvalidTail(result: RecoveryResult): void {
+    if (result.truncatedBytes > 0) this.logHandle().truncate(this.size);
+    this.dirty = true;
+  }
+
+  /**
+   * After scanAndIndex() stopped at damage that must not be dropped (flushed
+   * data): the segment keeps every byte, reads go to the file's end and
+   * report the damage as a CorruptionError. The indexes cover the valid prefix.
+   */
+  keepDamaged(result: RecoveryResult): void {
+    this.size = result.fileBytes ?? this.logHandle().size();
+    result.truncatedBytes = 0;
+  }
+
+  /**
+   * The scan of recover(): CRC-checks every batch from the start, rebuilds
+   * both indexes over the valid prefix and sets size to it. Offsets must
+   * increase (gaps are accepted here: dropping data is for damage, not for
+   * gaps a compacted log may have). Changes no file but the indexes.
+   */
+  scanAndIndex(scanner: BatchScanner, buf: WasmBuffer): RecoveryResult {
     const fileSize = this.logHandle().size();
     this.size = 0;
     this.nextOffset = this.baseOffset;
@@ -318,15 +502,21 @@ export class LogSegment {
     let batches = 0;
     let problem: RecoveryResult['problem'];
     const chunk = Math.max(1 << 20, Math.min(this.settings.maxBatchBytes + LOG_OVERHEAD, 16 << 20));
+    const maxSize = Math.max(this.settings.maxBatchBytes + LOG_OVERHEAD, MAX_READ_BATCH_BYTES);
+    this.rebuiltSinceLoad = true;
     buf.ensure(chunk);
     while (pos < fileSize) {
       const want = Math.min(buf.capacity, fileSize - pos);
       const got = this.readInto(buf.ptr, want, pos);
-      const res = scanner.scan(buf.ptr, got, { maxBatchBytes: this.settings.maxBatchBytes + LOG_OVERHEAD, positionBase: pos });
+      if (got < want) {
+        problem = { position: pos + got, reason: `file shrank to ${pos + got} bytes during the scan`, offset: this.nextOffset };
+        break;
+      }
+      const res = scanner.scan(buf.ptr, got, { maxBatchBytes: maxSize, positionBase: pos });
       for (const b of res.batches) {
         const last = b.baseOffset + b.lastOffsetDelta;
-        if (b.baseOffset < this.nextOffset || last - this.baseOffset > 0xffffffff) {
-          problem = { position: b.position, reason: `batch offset ${b.baseOffset} is not after ${this.nextOffset - 1}` };
+        if (b.baseOffset < this.nextOffset || last - this.baseOffset > 0xffffffff || !Number.isSafeInteger(last)) {
+          problem = { position: b.position, reason: `batch offset ${b.baseOffset} is not after ${this.nextOffset - 1}`, offset: this.nextOffset };
           break;
         }
         this.afterBatch(b.position, { size: b.size, baseOffset: b.baseOffset, lastOffset: last, maxTimestamp: b.maxTimestamp, offsetOfMaxTimestamp: last });
@@ -340,21 +530,18 @@ export class LogSegment {
         // Either the batch continues past this chunk (read again from its
         // start, with a buffer large enough) or the file ends inside it.
         const h = this.peekHeader(pos, fileSize);
-        const maxSize = this.settings.maxBatchBytes + LOG_OVERHEAD;
         if (h && h.magic === 2 && h.size >= BATCH_HEADER_SIZE && h.size <= maxSize && pos + h.size <= fileSize) {
           buf.ensure(h.size);
           continue;
         }
-        problem = { position: pos, reason: 'incomplete batch at the end of the log (torn write)' };
+        problem = { position: pos, reason: 'incomplete batch at the end of the log (torn write)', offset: this.nextOffset };
         break;
       }
-      problem = { position: pos, reason: SCAN_STOP_NAMES[res.stop] ?? 'invalid batch' };
+      problem = { position: pos, reason: SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', offset: this.nextOffset };
       break;
     }
-    const truncatedBytes = fileSize - this.size;
-    if (truncatedBytes > 0 && !readOnly) this.logHandle().truncate(this.size);
-    if (!readOnly) this.dirty = true;
-    return { validBytes: this.size, truncatedBytes, batches, problem };
+    if (this.closed && this.maxTimestamp >= 0) this.seal();
+    return { validBytes: this.size, truncatedBytes: fileSize - this.size, batches, problem, fileBytes: fileSize };
   }
 
   /** Truncates to `size` bytes (a batch boundary), rebuilding indexes. */

@@ -10,7 +10,7 @@
 import * as path from 'node:path';
 import { Kernels, WasmBuffer } from './kernels.js';
 import { Storage } from './storage.js';
-import { LogSegment, parseSegmentFileName, segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult } from './log_segment.js';
+import { LogSegment, parseSegmentFileName, segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult, MAX_READ_BATCH_BYTES } from './log_segment.js';
 import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, BatchInfo, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
   BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL } from './record_batch.js';
 import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
@@ -136,7 +136,11 @@ export class Partition {
   /** Scratch for reads (wasm buffer, scanner, decoder), reused across read() calls. */
   private readPool: ReadContext[] = [];
   private closed = false;
+  /** close() has started: appends are refused from then on. */
+  private closing = false;
   private failed: Error | null = null;
+  /** The last recovery point known to be durable (-1: none). */
+  private durableRecoveryPoint = -1;
   /** Segments replaced by compaction, kept open for reads already using them (closed with the partition). */
   private readonly retired: { seg: LogSegment; at: number }[] = [];
 
@@ -184,18 +188,26 @@ export class Partition {
   }
 
   private settings() {
-    return { indexIntervalBytes: this.config.indexIntervalBytes, maxBatchBytes: Math.max(this.config.maxMessageBytes, 1 << 20) };
+    return {
+      indexIntervalBytes: this.config.indexIntervalBytes,
+      maxBatchBytes: Math.max(this.config.maxMessageBytes, 1 << 20),
+      contiguousOffsets: this.config.cleanupPolicy === 'delete',
+    };
   }
 
   private async load(onRecovery?: PartitionOptions['onRecovery']): Promise<void> {
     const st = this.storage;
-    if (!this.readOnly) st.mkdirp(this.dir);
+    if (!this.readOnly && !st.isDirectory(this.dir)) {
+      // A new partition: its directory entry must be durable before anything in it is.
+      st.mkdirp(this.dir);
+      await st.syncDir(path.dirname(this.dir));
+    }
     if (!this.readOnly) this.finishSwaps();
     const names = st.list(this.dir);
     const bases: number[] = [];
     for (const n of names) {
       if (n.endsWith('.deleted') || n.endsWith('.cleaned') || n.endsWith('.tmp')) {
-        if (!this.readOnly) st.remove(path.join(this.dir, n));
+        if (!this.readOnly) { st.remove(path.join(this.dir, n)); this.dirDirty = true; }
         continue;
       }
       const b = parseSegmentFileName(n, LOG_SUFFIX);
@@ -207,12 +219,16 @@ export class Partition {
       const set = new Set(bases);
       for (const n of names) {
         const b = parseSegmentFileName(n, INDEX_SUFFIX) ?? parseSegmentFileName(n, TIME_INDEX_SUFFIX);
-        if (b !== null && !set.has(b)) st.remove(path.join(this.dir, n));
+        if (b !== null && !set.has(b)) { st.remove(path.join(this.dir, n)); this.dirDirty = true; }
       }
     }
     const cleanPath = path.join(this.dir, CLEAN_SHUTDOWN_FILE);
     const clean = st.exists(cleanPath);
     const recoveryPoint = this.readRecoveryPoint();
+    // No recovery point at all: a directory adopted from Kafka (or never
+    // flushed). Nothing says which data was unflushed, so damage found in a
+    // closed segment is kept and reported instead of cutting the log there.
+    const adopted = !st.exists(path.join(this.dir, RECOVERY_POINT_FILE));
     if (clean && !this.readOnly) {
       // From now on a crash must trigger recovery: the marker goes first, durably.
       st.remove(cleanPath);
@@ -244,24 +260,39 @@ export class Partition {
           }
         }
         if (needScan) {
-          const result = seg.recover(scanner, buf, this.readOnly);
+          if (!isLast) seg.closed = true;
+          const result = seg.scanAndIndex(scanner, buf);
+          if (!this.readOnly) seg.dirty = true; // the rebuilt indexes (and a crash survivor's page cache) get synced below
+          // What the scan could not recover: from the first bad batch, or
+          // from a gap before the next segment (data lost in a crash).
+          const lostFrom = result.problem ? (result.problem.offset ?? seg.nextOffset)
+            : !isLast && seg.nextOffset < nextBase! && this.config.cleanupPolicy === 'delete' ? seg.nextOffset : -1;
+          // Damage in flushed data (below the recovery point) is never a
+          // crash artifact: keep it and let reads report it. Damage after it
+          // is an unflushed tail: cut there, and (as Kafka does) drop every
+          // later segment, which can only hold unflushed data too.
+          const cut = lostFrom >= 0 && !this.readOnly && (isLast || (!adopted && lostFrom >= recoveryPoint));
+          if (cut) {
+            seg.dropInvalidTail(result);
+          } else if (result.problem && !isLast) {
+            seg.keepDamaged(result);
+          }
+          if (!isLast) seg.seal();
           this.recoveryReport.push({ baseOffset: base, result });
           onRecovery?.({ partition: this.name, segment: base, result });
-          if (!isLast) seg.seal();
-          if (result.problem && !isLast) {
-            if (this.readOnly) {
-              // Keep what follows readable; the corruption surfaces as a CorruptionError when read.
-              seg.nextOffset = Math.max(seg.nextOffset, nextBase!);
-            } else {
-              // Like Kafka: everything after the first invalid batch of unflushed data goes.
+          if (!isLast && (seg.nextOffset < nextBase! || result.problem)) {
+            if (cut) {
               for (let j = i + 1; j < bases.length; j++) {
                 const later = LogSegment.open(this.k, st, this.dir, bases[j]!, this.settings(), true);
                 later.delete();
               }
+              this.dirDirty = true;
               this.segments.push(seg);
               seg.closed = false;
               break;
             }
+            // Keep what follows readable; a damaged range surfaces as a CorruptionError when read.
+            seg.nextOffset = Math.max(seg.nextOffset, nextBase!);
           }
         }
         if (!isLast) seg.closed = true;
@@ -281,6 +312,13 @@ export class Partition {
     if (!this.readOnly) {
       act.index.openForWrite();
       act.timeIndex.openForWrite();
+      // What recovery kept may sit only in the page cache (a process crash
+      // leaves it there): make it durable before calling it flushed, and
+      // move the recovery point to it (it may be past the end after a cut).
+      await Promise.all(this.segments.filter((s) => s.dirty).map((s) => s.datasync().then(() => { s.dirty = false; })));
+      if (this.dirDirty) { await st.syncDir(this.dir); this.dirDirty = false; }
+      if (recoveryPoint !== this.logEndOffset || adopted) await this.writeRecoveryPoint(this.logEndOffset, true);
+      for (const s of this.segments) if (s.closed) { s.index.closeFile(); s.timeIndex.closeFile(); }
     }
     this._highWatermark = this.logEndOffset;
   }
@@ -443,27 +481,46 @@ export class Partition {
     this.dirDirty = false;
     const flushedRecords = this.unflushedRecords;
     try {
-      await Promise.all(dirty.map((s) => s.datasync()));
+      // A segment deleted by retention meanwhile needs no sync (its handles are closed under the call).
+      await Promise.all(dirty.map((s) => s.datasync().catch((e) => { if (!s.deleted) throw e; })));
       if (dirDirty) await this.storage.syncDir(this.dir);
+      if (end > this._highWatermark) {
+        // Closed segments below a durable recovery point are not rescanned
+        // after a crash, so damage found in them is known not to be a torn
+        // tail; the point is made durable whenever it passes a new segment.
+        await this.writeRecoveryPoint(end, this.active.baseOffset > this.durableRecoveryPoint);
+      }
     } catch (err) {
+      // fsync failures are not retried (the kernel may have dropped the
+      // dirty pages): the partition refuses writes until reopened, and the
+      // reopen's recovery scan decides what survived.
       for (const s of dirty) s.dirty = true;
       this.dirDirty ||= dirDirty;
+      this.failed ??= err as Error;
       throw err;
     }
     this.unflushedRecords = Math.max(0, this.unflushedRecords - flushedRecords);
-    for (const s of dirty) if (s.closed) { s.index.closeFile(); s.timeIndex.closeFile(); }
+    for (const s of dirty) if (s.closed && !s.deleted) { s.index.closeFile(); s.timeIndex.closeFile(); }
     if (end > this._highWatermark) {
       this._highWatermark = end;
-      this.writeRecoveryPoint(end);
       this.notify();
     }
   }
 
-  /** Recovery point: below it, segments need no scan after a crash. Not fsynced: losing it only means more recovery. */
-  private writeRecoveryPoint(offset: number): void {
+  /**
+   * Recovery point: segments that end at or below it were flushed and need
+   * no scan after a crash. Written after the data it covers is durable;
+   * `durable` also fsyncs it (else losing it only means more recovery).
+   */
+  private async writeRecoveryPoint(offset: number, durable: boolean): Promise<void> {
     const p = path.join(this.dir, RECOVERY_POINT_FILE);
-    const tmp = `${p}.tmp`;
     const data = new TextEncoder().encode(JSON.stringify({ offset }) + '\n');
+    if (durable) {
+      await this.storage.writeFileAtomic(p, data);
+      this.durableRecoveryPoint = offset;
+      return;
+    }
+    const tmp = `${p}.tmp`;
     const h = this.storage.open(tmp, 'write');
     try { h.truncate(0); h.write(data, 0, data.length, 0); } finally { h.close(); }
     this.storage.rename(tmp, p);
@@ -615,16 +672,16 @@ export class Partition {
     }
     for (const seg of this.segments) {
       if (seg.maxTimestamp < ts) continue;
-      const pos = seg.translateTimestamp(ts);
-      if (pos < 0) continue;
-      const found = await this.firstAtOrAfter(seg, pos, ts);
+      const loc = seg.locateTimestamp(ts);
+      if (!loc) continue;
+      const found = await this.firstAtOrAfter(seg, loc.position, loc.prevLastOffset, ts);
       if (found !== null) return found;
     }
     return this.logEndOffset;
   }
 
-  private async firstAtOrAfter(seg: LogSegment, position: number, ts: number): Promise<number | null> {
-    for await (const chunk of this.readSegmentFrom(seg, position, 0, seg.size, Infinity)) {
+  private async firstAtOrAfter(seg: LogSegment, position: number, prevLast: number, ts: number): Promise<number | null> {
+    for await (const chunk of this.readSegmentFrom(seg, position, 0, seg.size, Infinity, prevLast)) {
       for (const rec of chunk) if (rec.timestamp >= ts) return rec.offset;
     }
     return null;
@@ -639,7 +696,11 @@ export class Partition {
     if (this.closed) throw new ClosedError(`partition ${this.name}`);
     const maxRecords = opts.maxRecords ?? Infinity;
     const maxBytes = opts.maxBytes ?? Infinity;
-    if (!(maxRecords > 0) || !(maxBytes > 0)) throw new InvalidArgumentError('maxRecords and maxBytes must be positive');
+    for (const [name, v] of [['maxRecords', maxRecords], ['maxBytes', maxBytes]] as const) {
+      if (typeof v !== 'number' || !(v > 0) || (v !== Infinity && !Number.isSafeInteger(v))) {
+        throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(v)}`);
+      }
+    }
     let next: number;
     if (from && typeof from === 'object' && 'timestamp' in from) next = await this.offsetForTimestamp(from.timestamp);
     else if (from && typeof from === 'object' && 'offset' in from) {
@@ -652,7 +713,7 @@ export class Partition {
     let records = 0;
     let bytes = 0;
     while (true) {
-      if (this.closed) return;
+      if (this.closed || opts.signal?.aborted) return;
       const limit = opts.isolation === 'flushed' ? this.highWatermark : this.logEndOffset;
       if (next >= limit) {
         if (!opts.tail || opts.signal?.aborted) return;
@@ -667,8 +728,8 @@ export class Partition {
         const seg = this.segmentFor(next);
         if (!seg) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
         const end = seg.size;
-        const pos = seg.translateOffset(next, end);
-        if (pos < 0) {
+        const loc = seg.locateOffset(next, end);
+        if (!loc) {
           // next is past this segment's data: continue in the following segment.
           const i = this.segments.indexOf(seg);
           const following = this.segments[i + 1];
@@ -676,7 +737,7 @@ export class Partition {
           next = Math.max(next, following.baseOffset);
           continue;
         }
-        source = this.readSegmentFrom(seg, pos, next, end, maxRecords - records);
+        source = this.readSegmentFrom(seg, loc.position, next, end, maxRecords - records, loc.prevLastOffset);
       }
       let progressed = false;
       let stop = false;
@@ -684,14 +745,15 @@ export class Partition {
         for (const rec of chunk) {
           if (rec.offset < next) continue;
           if (rec.offset >= limit) { stop = true; break; }
-          const size = (rec.key?.length ?? 0) + (rec.value?.length ?? 0);
+          let size = (rec.key?.length ?? 0) + (rec.value?.length ?? 0);
+          for (const h of rec.headers) size += h.key.length + (h.value?.length ?? 0);
           if (records > 0 && bytes + size > maxBytes) return;
           yield rec;
           progressed = true;
           records++;
           bytes += size;
           next = rec.offset + 1;
-          if (records >= maxRecords || bytes >= maxBytes) return;
+          if (records >= maxRecords || bytes >= maxBytes || opts.signal?.aborted) return;
         }
         if (stop) break;
       }
@@ -718,12 +780,17 @@ export class Partition {
    * Records of one segment from a batch position, CRC-checked, up to `end`
    * bytes (the segment's size when the read started: only complete batches),
    * yielded one batch at a time. At most `limit` records are decoded.
+   * prevLast is the last offset before the batch at position (from
+   * LogSegment.locateOffset): batch offsets must continue from it, exactly
+   * in a 'delete' topic, which catches damage to a batch's baseOffset (the
+   * CRC does not cover it).
    */
-  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number, limit: number): AsyncGenerator<StoredRecord[], void, undefined> {
+  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number, limit: number, prevLast: number): AsyncGenerator<StoredRecord[], void, undefined> {
     const ctx = this.takeReadContext();
     const { buf, scanner, decoder } = ctx;
-    const maxBatch = Math.max(this.config.maxMessageBytes, 1 << 20) + LOG_OVERHEAD;
-    let expectedMin = -1;
+    const maxBatch = Math.max(Math.max(this.config.maxMessageBytes, 1 << 20) + LOG_OVERHEAD, MAX_READ_BATCH_BYTES);
+    const contiguous = this.config.cleanupPolicy === 'delete';
+    let expectedMin = prevLast;
     let left = limit;
     let chunk = FIRST_READ_CHUNK;
     try {
@@ -734,15 +801,15 @@ export class Partition {
         const want = Math.min(Math.max(chunk, need), end - pos);
         buf.ensure(want);
         const got = seg.readInto(buf.ptr, want, pos);
-        if (got < want) throw new CorruptionError(`segment is shorter than expected (${pos + got} < ${end})`, { file: seg.logPath, position: pos + got });
+        if (got < want) throw new CorruptionError(`segment is shorter than expected (${pos + got} < ${end})`, { file: seg.logPath, position: pos + got, offset: expectedMin + 1 });
         chunk = Math.min(chunk * 2, READ_CHUNK);
         need = 0;
         const res = scanner.scan(buf.ptr, got, { maxBatchBytes: maxBatch, positionBase: pos });
         for (const b of res.batches) {
           const last = b.baseOffset + b.lastOffsetDelta;
-          // Offsets are outside the CRC: check they move forward.
-          if (b.baseOffset <= expectedMin || b.baseOffset < seg.baseOffset || last >= seg.nextOffset) {
-            throw new CorruptionError(`batch offsets ${b.baseOffset}..${last} out of sequence`, { file: seg.logPath, position: b.position, offset: b.baseOffset });
+          // Offsets are outside the CRC: check they follow the previous batch.
+          if ((contiguous ? b.baseOffset !== expectedMin + 1 : b.baseOffset <= expectedMin) || b.baseOffset < seg.baseOffset || last >= seg.nextOffset) {
+            throw new CorruptionError(`batch offsets ${b.baseOffset}..${last} do not follow offset ${expectedMin}`, { file: seg.logPath, position: b.position, offset: expectedMin + 1 });
           }
           expectedMin = last;
           if (last < minOffset || (b.attributes & ATTR_CONTROL) !== 0) continue;
@@ -767,7 +834,7 @@ export class Partition {
             continue;
           }
         }
-        throw new CorruptionError(SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', { file: seg.logPath, position: pos + advanced });
+        throw new CorruptionError(SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', { file: seg.logPath, position: pos + advanced, offset: expectedMin + 1 });
       }
     } finally {
       this.releaseReadContext(ctx);
