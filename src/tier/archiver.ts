@@ -125,6 +125,7 @@ export class PartitionArchiver {
   private confirmed = false;
   private state: ArchiverState = 'starting';
   private chain: Promise<void> = Promise.resolve();
+  private localWrite: Promise<void> = Promise.resolve();
   private timer: ReturnType<typeof setTimeout> | null = null;
   private running = false;
   private again = false;
@@ -193,8 +194,14 @@ export class PartitionArchiver {
   }
 
   private async saveLocalManifest(): Promise<void> {
-    if (this.p.isClosed) return;
-    await this.d.storage.writeFileAtomic(path.join(this.p.dir, LOCAL_MANIFEST_FILE), serializeManifest(this.manifest));
+    const write = async () => {
+      if (this.p.isClosed) return;
+      await this.d.storage.writeFileAtomic(path.join(this.p.dir, LOCAL_MANIFEST_FILE), serializeManifest(this.manifest));
+    };
+    // Writes share one temporary file: one at a time.
+    const p = this.localWrite.catch(() => undefined).then(write);
+    this.localWrite = p;
+    await p;
   }
 
   // --- bookkeeping ---------------------------------------------------------------
@@ -314,8 +321,19 @@ export class PartitionArchiver {
     await this.remoteRetention(Date.now());
   }
 
+  /**
+   * Reloads the manifest from the object store (after any running cycle, so
+   * it never races an upload's manifest write). Returns it.
+   */
+  refresh(): Promise<Manifest> {
+    const run = async () => (this.p.isClosed ? this.manifest : this.loadRemoteManifest());
+    const p = this.chain.catch(() => undefined).then(run);
+    this.chain = p.then(() => undefined, () => undefined);
+    return p;
+  }
+
   /** Reads the manifest from the object store and reconciles the partition directory's objects with it. */
-  async loadRemoteManifest(): Promise<Manifest> {
+  private async loadRemoteManifest(): Promise<Manifest> {
     const key = this.dir + MANIFEST_NAME;
     let m: Manifest;
     try {
@@ -325,6 +343,9 @@ export class PartitionArchiver {
       m = emptyManifest(this.p.topic, this.p.id);
     }
     if (this.stopped) return m;
+    if (this.confirmed && m.version < this.manifest.version) {
+      throw new TierConflictError(`the archive's manifest went back from version ${this.manifest.version} to ${m.version}: another writer or a restored bucket? (${key})`);
+    }
     this.manifest = m;
     this.confirmed = true;
     this.checkConflict();

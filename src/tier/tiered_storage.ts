@@ -178,7 +178,7 @@ export class TieredStorage {
 
   /** Loads every partition's manifest from the object store (status of a read-only store). */
   async refresh(topic?: string): Promise<void> {
-    const results = await Promise.allSettled(this.selected(topic).map((a) => a.loadRemoteManifest()));
+    const results = await Promise.allSettled(this.selected(topic).map((a) => a.refresh()));
     const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) throw failed.reason;
   }
@@ -195,7 +195,7 @@ export class TieredStorage {
   /** Presigned GET requests for a partition's manifest and every object it lists (needs a service that presigns, e.g. s3). */
   async presign(topic: string, id = 0, expiresSec = 3600): Promise<PresignedPartition> {
     const a = this.archiver(topic, id);
-    const m = await a.loadRemoteManifest();
+    const m = await a.refresh();
     const objects: Record<string, PresignedRequest> = {};
     const manifest = await this.objects.presignRead(a.dir + MANIFEST_NAME, expiresSec);
     for (const s of m.segments) {
