@@ -18,7 +18,9 @@
 // window and rebuilds it from the log, so records that never reached the log
 // are not held against retries.
 
+import * as path from 'node:path';
 import { Kernels, WasmBuffer } from './kernels.js';
+import type { Storage } from './storage.js';
 import type { AppendFilter, Partition } from './partition.js';
 import type { NormalizedRecord, StoredRecord } from './record.js';
 import { DedupConfig, validateDedupConfig } from './topic_config.js';
@@ -62,6 +64,25 @@ export interface DedupStats {
   rebuildEntries: number;
   /** True while the window waits for a rebuild (appends are refused with DedupUnavailableError). */
   stale: boolean;
+  /**
+   * Counters since the topic was created: kept in the partition directory
+   * (DEDUP_STATS_FILE) and written when the partition closes cleanly; counts
+   * since the last clean close are lost by a crash. Statistics only: the
+   * window never depends on them.
+   */
+  total: { checked: number; dropped: number; skipped: number; collisions: number };
+}
+
+/** File in a partition directory holding the lifetime counters of DedupStats.total. */
+export const DEDUP_STATS_FILE = 'dedup-stats.json';
+
+/** Where a filter keeps its lifetime counters. */
+export interface DedupStatsStore {
+  storage: Storage;
+  /** The partition directory. */
+  dir: string;
+  /** False on read-only stores: counters are read, never written. */
+  writable: boolean;
 }
 
 export interface DedupFilterOptions {
@@ -129,6 +150,8 @@ export class DedupFilter implements AppendFilter {
   private readonly slots: WasmBuffer; // u32 tag in, u32 matched tag out (confirm)
   /** Input index of each record checked in the current chunk. */
   private idx: Int32Array = new Int32Array(1024);
+  /** Identity bytes of each record checked in the current chunk (key/value/header modes; cleared after use). */
+  private readonly ids: (Uint8Array | null)[] = [];
   /** confirm mode: identity bytes of each entry, by ring position (= insertions mod count). */
   private ring: (Uint8Array | null)[] | null;
   private inserts = 0;
@@ -139,6 +162,8 @@ export class DedupFilter implements AppendFilter {
   private staleError: Error | null = null;
   private freed = false;
   private s = { checked: 0, dropped: 0, skipped: 0, collisions: 0, rebuilds: 0, rebuildScanned: 0, rebuildEntries: 0 };
+  private totalsBase = { checked: 0, dropped: 0, skipped: 0, collisions: 0 };
+  private statsStore: DedupStatsStore | null = null;
 
   /** A filter with an empty window. Most callers want DedupFilter.open(), which also rebuilds from the log. */
   constructor(k: Kernels, config: DedupConfig, opts: DedupFilterOptions = {}) {
@@ -217,9 +242,10 @@ export class DedupFilter implements AppendFilter {
     }
   }
 
-  /** Frees the window's wasm memory (called by Partition.close). */
+  /** Saves the lifetime counters (when writable) and frees the window's wasm memory (called by Partition.close). */
   close(): void {
     if (this.freed) return;
+    this.saveTotals();
     this.freed = true;
     this.k.free(this.block);
     this.block = 0;
@@ -239,7 +265,44 @@ export class DedupFilter implements AppendFilter {
       windowSize: size, windowFill: size / this.count,
       rebuilds: this.s.rebuilds, rebuildScanned: this.s.rebuildScanned, rebuildEntries: this.s.rebuildEntries,
       stale: this.staleError !== null,
+      total: this.totals(),
     };
+  }
+
+  private totals(): DedupStats['total'] {
+    const b = this.totalsBase;
+    return { checked: b.checked + this.s.checked, dropped: b.dropped + this.s.dropped, skipped: b.skipped + this.s.skipped, collisions: b.collisions + this.s.collisions };
+  }
+
+  /** Loads the lifetime counters from a partition directory (missing or unreadable file: zeros) and saves them there on close when writable. */
+  attachStats(st: DedupStatsStore): void {
+    this.statsStore = st;
+    let raw: Uint8Array | null = null;
+    try { raw = st.storage.readFile(path.join(st.dir, DEDUP_STATS_FILE)); } catch { raw = null; }
+    if (!raw) return;
+    try {
+      const v = JSON.parse(new TextDecoder().decode(raw)) as Record<string, unknown>;
+      const num = (x: unknown) => (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : 0);
+      this.totalsBase = { checked: num(v.checked), dropped: num(v.dropped), skipped: num(v.skipped), collisions: num(v.collisions) };
+    } catch {
+      // A torn statistics file only loses statistics.
+    }
+  }
+
+  /** Writes the lifetime counters (temp file + rename, not fsynced: statistics only; errors are ignored). */
+  private saveTotals(): void {
+    const st = this.statsStore;
+    if (!st || !st.writable) return;
+    const file = path.join(st.dir, DEDUP_STATS_FILE);
+    const tmp = `${file}.tmp`;
+    try {
+      const data = new TextEncoder().encode(JSON.stringify(this.totals()) + '\n');
+      const h = st.storage.open(tmp, 'write');
+      try { h.truncate(0); h.write(data, 0, data.length, 0); } finally { h.close(); }
+      st.storage.rename(tmp, file);
+    } catch {
+      // Statistics only: a failed write loses the counters since open, never data.
+    }
   }
 
   /** Resolves when a rebuild started by aborted() has finished (at once when none is running). */
@@ -300,6 +363,7 @@ export class DedupFilter implements AppendFilter {
     } else {
       this.checkConfirm(records, m, hashPtr, timePtr, flagPtr, keep);
     }
+    if (this.mode !== MODE_CONTENT) this.ids.fill(null, 0, m);
     return end;
   }
 
@@ -315,7 +379,7 @@ export class DedupFilter implements AppendFilter {
     const ring = this.ring!;
     const idx = this.idx;
     for (let j = 0; j < m; j++) {
-      const bytes = this.identity(records[idx[j]!]!)!;
+      const bytes = this.ids[j]!;
       const pos = this.inserts % this.count;
       k.u32[slotPtr >>> 2] = pos;
       const dup = raw.windowCheckInsert(this.block, hashPtr + j * 8, timePtr + j * 8, slotPtr, 1, flagPtr + j, slotPtr + 4);
@@ -443,7 +507,8 @@ export class DedupFilter implements AppendFilter {
         const tw = this.times.ptr >>> 3;
         hashes.set(u32.subarray(hw, hw + 2 * m), 2 * n);
         times.set(f64.subarray(tw, tw + m), n);
-        if (bytes) for (let j = 0; j < m; j++) bytes.push(this.identity(batch[this.idx[j]!]!));
+        if (bytes) for (let j = 0; j < m; j++) bytes.push(this.ids[j]!);
+        if (this.mode !== MODE_CONTENT) this.ids.fill(null, 0, m);
         for (let j = 0; j < m; j++) if (times[n + j]! > maxTs) maxTs = times[n + j]!;
         n += m;
         start = end;
@@ -476,17 +541,20 @@ export class DedupFilter implements AppendFilter {
     let m = 0;
     let total = 0;
     let idx = this.idx;
+    const ids = this.ids;
     while (end < n && m < DEDUP_CHUNK_RECORDS) {
       const r = records[end]!;
       let len: number;
+      let b: Uint8Array | null = null;
       if (content) len = DedupFilter.contentLength(r);
       else {
-        const b = this.identity(r);
+        b = this.identity(r);
         if (b === null) { if (countSkipped) this.s.skipped++; end++; continue; }
         len = b.length;
       }
       if (m > 0 && total + len > DEDUP_CHUNK_BYTES) break;
       if (m === idx.length) { const next = new Int32Array(idx.length * 2); next.set(idx); this.idx = idx = next; }
+      if (!content) ids[m] = b;
       idx[m++] = end;
       total += len;
       end++;
@@ -504,12 +572,19 @@ export class DedupFilter implements AppendFilter {
     const tw = timePtr >>> 3;
     let pos = dataPtr;
     u32[ow++] = 0;
-    for (let j = 0; j < m; j++) {
-      const r = records[idx[j]!]!;
-      if (content) pos = DedupFilter.writeContent(u8, pos, r);
-      else pos = copyBytes(u8, pos, this.identity(r)!);
-      u32[ow++] = pos - dataPtr;
-      f64[tw + j] = r.timestamp;
+    if (content) {
+      for (let j = 0; j < m; j++) {
+        const r = records[idx[j]!]!;
+        pos = DedupFilter.writeContent(u8, pos, r);
+        u32[ow++] = pos - dataPtr;
+        f64[tw + j] = r.timestamp;
+      }
+    } else {
+      for (let j = 0; j < m; j++) {
+        pos = copyBytes(u8, pos, ids[j]!);
+        u32[ow++] = pos - dataPtr;
+        f64[tw + j] = records[idx[j]!]!.timestamp;
+      }
     }
     this.k.raw.xxh64Many(dataPtr, offPtr, m, 0, 0, hashPtr);
     if (this.hashMaskLo !== 0xffffffff || this.hashMaskHi !== 0xffffffff) this.maskHashes(hashPtr, m);
@@ -579,10 +654,11 @@ function writeField(u8: Uint8Array, pos: number, b: Uint8Array | null): number {
  * filter stays installed but refuses appends with DedupUnavailableError (its
  * cause says why) until rebuild() succeeds; reads are unaffected.
  */
-export async function installDedup(p: Partition, k: Kernels, opts: DedupFilterOptions = {}): Promise<DedupFilter | null> {
+export async function installDedup(p: Partition, k: Kernels, opts: DedupFilterOptions = {}, stats?: DedupStatsStore): Promise<DedupFilter | null> {
   const cfg = p.config.dedup;
   if (!cfg) return null;
   const f = new DedupFilter(k, cfg, opts);
+  if (stats) f.attachStats(stats);
   if (p.appendFilter instanceof DedupFilter) p.appendFilter.close();
   p.appendFilter = f;
   await f.rebuild(p).catch(() => undefined);

@@ -192,7 +192,7 @@ export class Store {
       const p = await Partition.open({ k: this.k, storage: this.storage, dir, topic: name, id, config, readOnly: this.readOnly, onRecovery: this.opts.onRecovery });
       partitions.push(p);
       // Dedup topics: the window is rebuilt from the log tail before any append (docs/dedup.md).
-      if (config.dedup && !this.readOnly) await installDedup(p, this.k);
+      if (config.dedup && !this.readOnly) await installDedup(p, this.k, {}, { storage: this.storage, dir: p.dir, writable: true });
       for (const hook of this.partitionHooks) await hook(p);
     }
     const topic = new Topic(name, config, partitions);
@@ -247,7 +247,8 @@ export class Store {
   async dedupStats(topic: string, id = 0): Promise<DedupStats | null> {
     const p = this.partition(topic, id);
     if (!p.config.dedup) return null;
-    const f = p.appendFilter instanceof DedupFilter ? p.appendFilter : await installDedup(p, this.k);
+    const f = p.appendFilter instanceof DedupFilter ? p.appendFilter
+      : await installDedup(p, this.k, {}, { storage: this.storage, dir: p.dir, writable: !this.readOnly });
     return f ? f.stats() : null;
   }
 

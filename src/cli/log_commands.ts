@@ -215,8 +215,11 @@ ${EXIT_CODES_HELP}`)
           const s = p.stats();
           return { partition: p.id, logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset, highWatermark: s.highWatermark, segments: s.segments, bytes: s.sizeBytes };
         });
+        // Dedup topics: window fill (rebuilt from the log) and lifetime counters (docs/dedup.md).
+        const dedup = t.config.dedup ? await Promise.all(t.partitions.map((p) => store.dedupStats(t.name, p.id))) : null;
         if (o.format === 'json') {
-          ctx.stdout.write(JSON.stringify({ name: t.name, partitions: parts, config: t.config }) + '\n');
+          const withDedup = dedup ? parts.map((p, i) => ({ ...p, dedup: dedup[i] })) : parts;
+          ctx.stdout.write(JSON.stringify({ name: t.name, partitions: withDedup, config: t.config }) + '\n');
           return;
         }
         const lines = [`topic: ${t.name}`, `partitions: ${parts.length}`, 'config:'];
@@ -226,6 +229,14 @@ ${EXIT_CODES_HELP}`)
         const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
         const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
         lines.push(fmt(head), ...rows.map(fmt));
+        if (dedup) {
+          const dhead = ['partition', 'windowEntries', 'windowFill', 'checked', 'dropped', 'skipped', 'collisions'];
+          const drows = dedup.map((d, i) => (d ? [String(parts[i]!.partition), String(d.windowSize), `${(d.windowFill * 100).toFixed(1)}%`,
+            String(d.total.checked), String(d.total.dropped), String(d.total.skipped), String(d.total.collisions)] : [String(parts[i]!.partition), '-', '-', '-', '-', '-', '-']));
+          const dw = dhead.map((h, i) => Math.max(h.length, ...drows.map((r) => r[i]!.length)));
+          const dfmt = (r: string[]) => r.map((c, i) => c.padEnd(dw[i]!)).join('  ').trimEnd();
+          lines.push('dedup (window rebuilt from the log; counters since topic creation, as of the last clean close):', dfmt(dhead), ...drows.map(dfmt));
+        }
         ctx.stdout.write(lines.join('\n') + '\n');
       });
     });
