@@ -523,6 +523,9 @@ test('malformed record sections give CorruptionError, never garbage or a trap', 
     ['timestamp varlong longer than 10 bytes', withLen([0, ...Array(10).fill(0x80), 0x01, 0, 1, 2, 0x61, 0]), 1],
     ['offset delta varint longer than 5 bytes', withLen([0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 1, 2, 0x61, 0]), 1],
     ['trailing bytes inside a record', rec([0n, 0, -1, 1, [0x61], 0, [0xee]]), 1],
+    ['a record length that swallows the next record', withLen([0, 0, 0, 1, 2, 0x61, 0, ...ok1]), 2],
+    ['overlong 6-byte record length varint', [0x8e, 0x80, 0x80, 0x80, 0x80, 0x00, ...ok.slice(1)], 1],
+    ['overlong 11-byte timestamp varlong', withLen([0, ...Array(10).fill(0x80), 0x00, 0, 1, 2, 0x61, 0]), 1],
     ['missing fields at the end of a record', rec([0n, 0, -1]), 1],
     ['fewer records than recordCount', [...ok, ...ok1], 3],
     ['fewer records than recordCount (longer records)', [...long, ...long1], 3],
@@ -545,6 +548,8 @@ test('malformed record sections give CorruptionError, never garbage or a trap', 
   new DataView(gap.buffer).setInt32(23, 5);
   refFixCrc(gap);
   assert.deepEqual(decodeRaw(gap).map((r) => r.offset), [0, 5]);
+  // A 5-byte (overlong) varint is still a varint, as in Kafka's reader.
+  assert.equal(decodeRaw(rawBatch([0x8e, 0x80, 0x80, 0x80, 0x00, ...ok.slice(1)], 1)).length, 1);
   assert.deepEqual(decodeRaw(rawBatch([], 0)), [], 'a compacted-away batch holds no records');
 });
 
