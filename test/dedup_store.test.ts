@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Store } from '../src/store.js';
 import { Partition, AppendResult } from '../src/partition.js';
-import { DedupFilter, DedupUnavailableError } from '../src/dedup.js';
+import { DedupFilter, DedupUnavailableError, DEDUP_STATS_FILE } from '../src/dedup.js';
+import { main } from '../src/cli/main.js';
+import { Readable } from 'node:stream';
 import { NodeStorage, FileHandle } from '../src/storage.js';
 import { DedupConfig, TopicConfig } from '../src/topic_config.js';
 import { RecordInput, normalizeRecord } from '../src/record.js';
@@ -432,4 +434,82 @@ test('a topic with an invalid dedup config cannot be created', async () => {
   } finally {
     await s.close();
   }
+});
+
+test('lifetime counters: kept across clean closes, read by read-only stores, lost since the last clean close by a crash', async () => {
+  const dir = tmp();
+  const cfg: DedupConfig = { by: 'key', window: { count: 100 } };
+  let s = await openWith(dir, cfg);
+  await s.partition('t').append([rec('a'), rec('a'), { value: 'no key' }]);
+  let st = (await s.dedupStats('t'))!;
+  assert.deepEqual(st.total, { checked: 2, dropped: 1, skipped: 1, collisions: 0 });
+  await s.close();
+  assert.ok(fs.existsSync(path.join(dir, 't-0', DEDUP_STATS_FILE)));
+  s = await openWith(dir, cfg);
+  await s.partition('t').append([rec('a'), rec('b')]);
+  st = (await s.dedupStats('t'))!;
+  assert.deepEqual([st.checked, st.dropped], [2, 1], 'since open');
+  assert.deepEqual(st.total, { checked: 4, dropped: 2, skipped: 1, collisions: 0 }, 'since creation');
+  const crashed = crashCopy(dir);
+  await s.close();
+  const ro = await Store.open(dir, { readOnly: true });
+  try {
+    assert.deepEqual((await ro.dedupStats('t'))!.total, { checked: 4, dropped: 2, skipped: 1, collisions: 0 });
+  } finally {
+    await ro.close();
+  }
+  const before = fs.readFileSync(path.join(dir, 't-0', DEDUP_STATS_FILE));
+  const ro2 = await Store.open(dir, { readOnly: true });
+  await ro2.dedupStats('t');
+  await ro2.close();
+  assert.deepEqual(fs.readFileSync(path.join(dir, 't-0', DEDUP_STATS_FILE)), before, 'read-only stores never write it');
+  // The crash image has the counters of the first clean close only; the window itself is complete.
+  const c = await Store.open(crashed, { retentionCheckMs: -1 });
+  try {
+    const cs = (await c.dedupStats('t'))!;
+    assert.deepEqual(cs.total, { checked: 2, dropped: 1, skipped: 1, collisions: 0 });
+    assert.equal(cs.windowSize, 2);
+  } finally {
+    await c.close();
+  }
+  // A torn or foreign statistics file only resets the counters.
+  fs.writeFileSync(path.join(dir, 't-0', DEDUP_STATS_FILE), '{"checked": 5, "dropp');
+  s = await openWith(dir, cfg);
+  try {
+    assert.deepEqual((await s.dedupStats('t'))!.total, { checked: 0, dropped: 0, skipped: 0, collisions: 0 });
+    assert.equal((await s.partition('t').append([rec('b')])).count, 0, 'the window does not depend on the file');
+  } finally {
+    await s.close();
+  }
+});
+
+test('sediment topics describe shows window fill and counters of dedup topics (text and JSON)', async () => {
+  const dir = tmp();
+  const s = await openWith(dir, { by: 'header:id', window: { count: 8, ageMs: 0 } }, {}, 2);
+  await s.createTopic('plain', { config: {} });
+  await s.partition('t', 1).append(['x', 'y', 'x', 'z'].map((id) => ({ value: 'v', headers: { id } })));
+  await s.close();
+  const cli = async (args: string[]) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const sink = (a: Buffer[]) => ({ write(x: string | Uint8Array) { a.push(Buffer.from(x)); return true; } });
+    const code = await main(['node', 'sediment', ...args], { stdout: sink(out), stderr: sink(err), stdin: Readable.from([]), isTTY: false });
+    return { code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString() };
+  };
+  const text = await cli(['topics', 'describe', '--dir', dir, '--topic', 't']);
+  assert.equal(text.code, 0, text.err);
+  const lines = text.out.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('dedup ('));
+  assert.ok(at > 0, text.out);
+  assert.deepEqual(lines[at + 1]!.split(/\s+/), ['partition', 'windowEntries', 'windowFill', 'checked', 'dropped', 'skipped', 'collisions']);
+  assert.deepEqual(lines[at + 2]!.split(/\s+/), ['0', '0', '0.0%', '0', '0', '0', '0']);
+  assert.deepEqual(lines[at + 3]!.split(/\s+/), ['1', '3', '37.5%', '4', '1', '0', '0']);
+  const json = await cli(['topics', 'describe', '--dir', dir, '--topic', 't', '--format', 'json']);
+  assert.equal(json.code, 0, json.err);
+  const d = JSON.parse(json.out) as { partitions: { dedup: { windowSize: number; total: { dropped: number } } }[] };
+  assert.deepEqual(d.partitions.map((p) => [p.dedup.windowSize, p.dedup.total.dropped]), [[0, 0], [3, 1]]);
+  const plain = await cli(['topics', 'describe', '--dir', dir, '--topic', 'plain']);
+  assert.equal(plain.code, 0);
+  assert.ok(!plain.out.includes('dedup'), 'no dedup section for topics without dedup');
+  assert.ok(!('dedup' in (JSON.parse((await cli(['topics', 'describe', '--dir', dir, '--topic', 'plain', '--format', 'json'])).out) as { partitions: object[] }).partitions[0]!));
 });
