@@ -7,6 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { getKernelsSync, WasmBuffer } from '../src/kernels.js';
 import {
@@ -158,6 +161,22 @@ test('encoder output equals a hand-built batch byte for byte', () => {
   const stamped = encode(KNOWN_RECORDS, 0x1_2345_6789);
   assert.deepEqual(hex(stamped), hex(knownBatch(0x1_2345_6789)));
   assert.deepEqual(decodeAll(want), expected(KNOWN_RECORDS, 0));
+});
+
+test('the worked example in docs/format.md is what the encoder writes', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const doc = readFileSync(join(root, 'docs', 'format.md'), 'utf8');
+  const m = /<!-- example-batch-hex -->\s*```\n([\s\S]*?)```/.exec(doc);
+  assert.ok(m, 'docs/format.md has the example block');
+  const documented = Uint8Array.from(m[1]!.trim().split(/\s+/), (h) => parseInt(h, 16));
+  const recs: RecordInput[] = [
+    { key: null, value: 'hello', timestamp: 1_700_000_000_000 },
+    { key: 'user-1', value: 'world', headers: [['trace', 'abc']], timestamp: 1_700_000_000_042 },
+  ];
+  const bytes = encode(recs, 100);
+  assert.equal(hex(bytes), hex(documented));
+  assert.equal(new DataView(bytes.buffer).getUint32(17), 0xae4a8d33, 'the CRC quoted in the docs');
+  assert.equal(crc32cRef(bytes.subarray(21)), 0xae4a8d33);
 });
 
 test('header fields read back raw with DataView', () => {
