@@ -8,6 +8,7 @@ import { xxhash } from './xxhash.js';
 import { framing } from './framing.js';
 import { indexGroup } from './index_search.js';
 import { dedup } from './dedup.js';
+import { dedupAppend } from './dedup_append.js';
 
 export const GROUPS: BenchGroup[] = [
   // Kernel groups (issue 2).
@@ -16,5 +17,6 @@ export const GROUPS: BenchGroup[] = [
   framing,
   indexGroup,
   dedup,
+  dedupAppend,
   // Later: log, kv, tier, replay.
 ];
