@@ -8,7 +8,8 @@
 //      first one's; a mismatch throws before anything is timed.
 //   3. Calibration: each contender runs once, then ops-per-sample n is chosen
 //      so one sample lasts about sampleMs (timer overhead and resolution
-//      then stay below 0.1% of a sample).
+//      then stay below 0.1% of a sample; short samples keep preemption by
+//      other processes to a few samples, which the median ignores).
 //   4. Rounds: in each round every contender (in an order rotated each round,
 //      so none always runs first or last) gets one tinybench task of
 //      timeMs / rounds, each sample calling contender.run(n) once. Round 0
@@ -137,7 +138,7 @@ export interface HarnessOptions {
   sampleMs: number;
 }
 
-export const DEFAULT_OPTIONS: HarnessOptions = { timeMs: 2000, rounds: 8, warmupMs: 200, sampleMs: 1 };
+export const DEFAULT_OPTIONS: HarnessOptions = { timeMs: 2000, rounds: 8, warmupMs: 200, sampleMs: 0.25 };
 
 /** Time statistics of one contender, seconds per operation. */
 export interface TimeStats {

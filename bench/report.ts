@@ -39,6 +39,9 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** 1-minute load average above which a run is flagged as disturbed. */
+export const LOAD_WARNING = 1.0;
+
 export interface GroupInfo { name: string; title: string; description: string }
 
 export interface RunReport {
@@ -148,8 +151,8 @@ export function renderGroup(g: GroupInfo, cases: CaseResult[], from: { file: str
     out.push('');
   }
 
-  out.push('<details><summary>Spread per contender (median, p25–p75, p99 of samples; round spread = range of the per-round medians / median)</summary>', '');
-  out.push('| case | contender | role | median | p25 – p75 | p99 (slow) | round spread | ops/sample × samples | verified |');
+  out.push('<details><summary>Spread per contender (figures at the median, p25 and p75, and p99 sample times; round spread = range of the per-round medians / median)</summary>', '');
+  out.push('| case | contender | role | median | at p25 – p75 time | at p99 time (slow tail) | round spread | ops/sample × samples | verified |');
   out.push('|---|---|---|---:|---:|---:|---:|---:|:---:|');
   for (const c of cases) {
     for (const k of c.contenders) {

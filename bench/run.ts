@@ -14,7 +14,7 @@
 import { DEFAULT_OPTIONS, HarnessOptions, CaseResult, runCase, ContenderResult } from './harness.js';
 import { loadavg } from 'node:os';
 import { GROUPS } from './groups/index.js';
-import { machineInfo, writeReport, writeResultsMarkdown, RunReport, fmt, fmtRatio, RESULTS_MD } from './report.js';
+import { machineInfo, writeReport, writeResultsMarkdown, RunReport, fmt, fmtRatio, RESULTS_MD, LOAD_WARNING } from './report.js';
 
 function usage(): string {
   return 'usage: npm run bench -- [--quick] [--time=MS] [--rounds=N] [--no-save] [--list] [group...]\n' +
@@ -66,6 +66,10 @@ async function main(): Promise<void> {
   process.stderr.write(`bench: ${selected.map((g) => g.name).join(', ')} on ${machine.cpu} (${machine.cores} cores), ` +
     `Node ${machine.node}, load average ${machine.loadAverage1m.toFixed(2)}; ` +
     `${opts.timeMs} ms per contender per case in ${opts.rounds} rounds\n`);
+  if (machine.loadAverage1m > LOAD_WARNING) {
+    process.stderr.write(`bench: warning: load average ${machine.loadAverage1m.toFixed(2)} on ${machine.cores} cores: ` +
+      'other processes will disturb the figures\n');
+  }
   const cases: CaseResult[] = [];
   for (const g of selected) {
     const list = await g.cases();
