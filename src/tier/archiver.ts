@@ -250,7 +250,7 @@ export class PartitionArchiver {
 
   /** Schedules a background cycle after delayMs (sooner requests win). */
   kick(delayMs = 0): void {
-    if (this.stopped || !this.enabled) return;
+    if (this.stopped || !this.enabled || !this.d.config.autoArchive) return;
     if (this.running) { this.again = true; return; }
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => { this.timer = null; void this.background(); }, delayMs);

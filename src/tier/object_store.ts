@@ -75,7 +75,8 @@ export function dropMemoryBucket(options: Record<string, string> = {}): void {
   memoryOperators.delete(JSON.stringify(Object.entries(options).sort()));
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => { const t = setTimeout(resolve, ms); t.unref?.(); });
+// Ref'd on purpose: an awaited operation keeps the process alive through its (bounded) retries.
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class ObjectStore {
   readonly service: string;

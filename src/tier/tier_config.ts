@@ -26,6 +26,12 @@ export interface TierConfig {
    * BackpressureError until uploads catch up. -1 (default): never refuse.
    */
   backpressureBytes?: number;
+  /**
+   * Upload in the background: on every roll, on open and every
+   * checkIntervalMs (default true). false: only archiveNow() uploads (e.g.
+   * `sediment tier upload` from a scheduler).
+   */
+  autoArchive?: boolean;
   /** Partitions uploading at the same time (default 4). */
   uploadConcurrency?: number;
   /** Period of the background check for time-based local and remote retention, ms (default 60 000; -1: only on roll and archiveNow()). */
@@ -64,6 +70,7 @@ export const DEFAULT_TIER_SETTINGS = Object.freeze({
   localRetentionBytes: -1,
   localRetentionMs: -1,
   backpressureBytes: -1,
+  autoArchive: true,
   uploadConcurrency: 4,
   checkIntervalMs: 60_000,
   retryAttempts: 6,
@@ -137,6 +144,7 @@ export function resolveTierConfig(c: TierConfig): ResolvedTierConfig {
   int(r.cacheBytes, 'cacheBytes', 0, 64 * 1024 ** 3);
   int(r.prefetchChunks, 'prefetchChunks', 0, 64);
   int(r.multipartThresholdBytes, 'multipartThresholdBytes', 5 << 20, 5 * 1024 ** 3);
+  if (typeof r.autoArchive !== 'boolean') throw new InvalidArgumentError('tier.autoArchive must be a boolean');
   if (typeof r.verifyReadBack !== 'boolean') throw new InvalidArgumentError('tier.verifyReadBack must be a boolean');
   if (r.retryMaxDelayMs < r.retryBaseDelayMs) throw new InvalidArgumentError('tier.retryMaxDelayMs must be >= tier.retryBaseDelayMs');
   return r;

@@ -72,6 +72,8 @@ export class TieredStorage {
     // A read-only store never uploads: load the manifests now so remote reads work (best effort).
     if (store.readOnly) await t.refresh().catch(() => undefined);
     for (const a of t.archivers.values()) a.kick(0);
+    // Without background archiving, still load the manifests (remote reads need them); best effort.
+    if (!store.readOnly && !t.config.autoArchive) for (const a of t.archivers.values()) a.refresh().catch(() => undefined);
     return t;
   }
 
