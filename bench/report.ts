@@ -115,6 +115,10 @@ export function renderGroup(g: GroupInfo, cases: CaseResult[], from: { file: str
   const m = from.report.machine;
   out.push(`## ${g.name}: ${g.title}`, '');
   out.push(g.description.trim(), '');
+  if ((m.loadAverage1m ?? 0) > LOAD_WARNING || (from.report.loadAverageEnd1m ?? 0) > LOAD_WARNING) {
+    out.push(`**Warning:** other processes were loading the machine during this run (1-minute load average above ${LOAD_WARNING} ` +
+      `on ${m.cores} cores), so absolute figures, and to a lesser degree ratios, are disturbed. Re-run on a quiet machine.`, '');
+  }
   out.push(`Run \`results/${from.file}\` (${m.cpu}, ${m.cores} cores, Node ${m.node}; ` +
     `1-minute load average ${m.loadAverage1m?.toFixed(2) ?? '?'} at the start, ${from.report.loadAverageEnd1m?.toFixed(2) ?? '?'} at the end).`, '');
 
