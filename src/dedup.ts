@@ -24,12 +24,14 @@ import type { Storage } from './storage.js';
 import type { AppendFilter, Partition } from './partition.js';
 import type { NormalizedRecord, StoredRecord } from './record.js';
 import { DedupConfig, validateDedupConfig } from './topic_config.js';
-import { ClosedError, InvalidArgumentError, SedimentError } from './errors.js';
+import { ClosedError, InvalidArgumentError, SedimentError, WasmMemoryError } from './errors.js';
 
 /** Most records hashed and checked per wasm call (larger appends are processed in chunks, in order). */
 export const DEDUP_CHUNK_RECORDS = 16384;
 /** Most identity bytes staged in wasm memory per chunk (a single larger record still gets a chunk of its own). */
 export const DEDUP_CHUNK_BYTES = 1 << 20;
+/** Largest block Kernels.alloc accepts. */
+const MAX_WINDOW_BLOCK = 0x7fff0000;
 /** Marks a null key/value/header value in the content encoding. */
 const NULL_LEN = 0xffffffff;
 
@@ -184,9 +186,16 @@ export class DedupFilter implements AppendFilter {
     if (!Number.isInteger(bits) || bits < 1 || bits > 64) throw new InvalidArgumentError(`hashBits must be an integer in [1, 64], got ${bits}`);
     this.hashMaskLo = bits >= 32 ? 0xffffffff : (2 ** bits) - 1;
     this.hashMaskHi = bits <= 32 ? 0 : bits === 64 ? 0xffffffff : (2 ** (bits - 32)) - 1;
-    const bytes = k.raw.windowBytes(this.count);
+    const bytes = k.raw.windowBytes(this.count) >>> 0;
     if (bytes === 0) throw new InvalidArgumentError(`dedup window count ${this.count} is out of range`);
-    this.block = k.alloc(bytes);
+    if (bytes > MAX_WINDOW_BLOCK) {
+      throw new WasmMemoryError(`a dedup window of ${this.count} entries needs ${bytes} bytes, more than one wasm block may hold (${MAX_WINDOW_BLOCK}); use a smaller window.count`);
+    }
+    try {
+      this.block = k.alloc(bytes);
+    } catch (err) {
+      throw new WasmMemoryError(`cannot allocate a dedup window of ${this.count} entries (${bytes} bytes of wasm memory)`, { cause: err });
+    }
     k.raw.windowInit(this.block, this.count, this.ageMs);
     try {
       this.data = new WasmBuffer(k, 16 * 1024);
@@ -648,16 +657,37 @@ function writeField(u8: Uint8Array, pos: number, b: Uint8Array | null): number {
 }
 
 /**
+ * Stands in for a DedupFilter whose window could not be allocated (a
+ * WasmMemoryError): appends to the partition fail with DedupUnavailableError
+ * (whose cause is the allocation error) instead of silently not deduplicating.
+ */
+export class UnavailableDedupFilter implements AppendFilter {
+  readonly error: DedupUnavailableError;
+  constructor(error: DedupUnavailableError) { this.error = error; }
+  filter(): boolean[] { throw this.error; }
+}
+
+/**
  * Installs a DedupFilter on a partition whose topic config has `dedup` and
  * rebuilds its window from the log; returns it, or null when the topic has no
  * dedup config. When the rebuild fails (e.g. corrupt data in the tail) the
  * filter stays installed but refuses appends with DedupUnavailableError (its
- * cause says why) until rebuild() succeeds; reads are unaffected.
+ * cause says why) until rebuild() succeeds; reads are unaffected. When the
+ * window cannot be allocated, an UnavailableDedupFilter is installed (appends
+ * fail, reads work, the store still opens) and null is returned.
  */
 export async function installDedup(p: Partition, k: Kernels, opts: DedupFilterOptions = {}, stats?: DedupStatsStore): Promise<DedupFilter | null> {
   const cfg = p.config.dedup;
   if (!cfg) return null;
-  const f = new DedupFilter(k, cfg, opts);
+  let f: DedupFilter;
+  try {
+    f = new DedupFilter(k, cfg, opts);
+  } catch (err) {
+    if (!(err instanceof WasmMemoryError)) throw err;
+    if (p.appendFilter instanceof DedupFilter) p.appendFilter.close();
+    p.appendFilter = new UnavailableDedupFilter(new DedupUnavailableError(`partition ${p.name} cannot deduplicate: ${err.message}`, { cause: err }));
+    return null;
+  }
   if (stats) f.attachStats(stats);
   if (p.appendFilter instanceof DedupFilter) p.appendFilter.close();
   p.appendFilter = f;

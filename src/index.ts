@@ -5,7 +5,7 @@ export { Kernels, WasmBuffer, getKernels, getKernelsSync, compileKernels } from 
 export { Crc32c } from './crc32c.js';
 export { XxHash64 } from './xxhash64.js';
 export { DedupWindow, WINDOW_MAX_COUNT } from './dedup_window.js';
-export { DedupFilter, DedupUnavailableError, installDedup, DEDUP_CHUNK_RECORDS, DEDUP_CHUNK_BYTES, DEDUP_STATS_FILE } from './dedup.js';
+export { DedupFilter, UnavailableDedupFilter, DedupUnavailableError, installDedup, DEDUP_CHUNK_RECORDS, DEDUP_CHUNK_BYTES, DEDUP_STATS_FILE } from './dedup.js';
 export type { DedupStats, DedupFilterOptions, DedupLogSource, DedupStatsStore } from './dedup.js';
 export * from './record_batch.js';
 export * from './index_search.js';

@@ -7,7 +7,7 @@ import { Kernels, getKernelsSync } from './kernels.js';
 import { Storage, defaultStorage } from './storage.js';
 import { Partition, RemoteLogReader } from './partition.js';
 import { RecoveryResult } from './log_segment.js';
-import { DedupFilter, DedupStats, installDedup } from './dedup.js';
+import { DedupFilter, DedupStats, UnavailableDedupFilter, installDedup } from './dedup.js';
 import { TopicConfig, resolveTopicConfig, validateTopicName } from './topic_config.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError, StoreLockedError, TopicExistsError, TopicNotFoundError } from './errors.js';
 import type { TierConfig } from './tier/tier_config.js';
@@ -247,8 +247,10 @@ export class Store {
   async dedupStats(topic: string, id = 0): Promise<DedupStats | null> {
     const p = this.partition(topic, id);
     if (!p.config.dedup) return null;
+    if (p.appendFilter instanceof UnavailableDedupFilter) throw p.appendFilter.error;
     const f = p.appendFilter instanceof DedupFilter ? p.appendFilter
       : await installDedup(p, this.k, {}, { storage: this.storage, dir: p.dir, writable: !this.readOnly });
+    if (p.appendFilter instanceof UnavailableDedupFilter) throw p.appendFilter.error;
     return f ? f.stats() : null;
   }
 

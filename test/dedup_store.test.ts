@@ -513,3 +513,25 @@ test('sediment topics describe shows window fill and counters of dedup topics (t
   assert.ok(!plain.out.includes('dedup'), 'no dedup section for topics without dedup');
   assert.ok(!('dedup' in (JSON.parse((await cli(['topics', 'describe', '--dir', dir, '--topic', 'plain', '--format', 'json'])).out) as { partitions: object[] }).partitions[0]!));
 });
+
+test('a window too large for wasm memory: the store opens, appends fail with DedupUnavailableError, the topic can be deleted', async () => {
+  const dir = tmp();
+  const s = await Store.open(dir, { retentionCheckMs: -1 });
+  try {
+    await s.createTopic('huge', { config: { dedup: { by: 'key', window: { count: 2 ** 26 } } } });
+    const p = s.partition('huge');
+    await assert.rejects(p.append([rec('a')]), (e: unknown) => e instanceof DedupUnavailableError && (e as Error).cause instanceof Error && ((e as Error).cause as { code?: string }).code === 'ERR_WASM_MEMORY');
+    await assert.rejects(s.dedupStats('huge'), DedupUnavailableError);
+    assert.equal(p.logEndOffset, 0);
+  } finally {
+    await s.close();
+  }
+  const s2 = await Store.open(dir, { retentionCheckMs: -1 });
+  try {
+    await assert.rejects(s2.partition('huge').append([rec('a')]), DedupUnavailableError);
+    await s2.deleteTopic('huge');
+    assert.equal(s2.hasTopic('huge'), false);
+  } finally {
+    await s2.close();
+  }
+});

@@ -216,7 +216,7 @@ ${EXIT_CODES_HELP}`)
           return { partition: p.id, logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset, highWatermark: s.highWatermark, segments: s.segments, bytes: s.sizeBytes };
         });
         // Dedup topics: window fill (rebuilt from the log) and lifetime counters (docs/dedup.md).
-        const dedup = t.config.dedup ? await Promise.all(t.partitions.map((p) => store.dedupStats(t.name, p.id))) : null;
+        const dedup = t.config.dedup ? await Promise.all(t.partitions.map((p) => store.dedupStats(t.name, p.id).catch(() => null))) : null;
         if (o.format === 'json') {
           const withDedup = dedup ? parts.map((p, i) => ({ ...p, dedup: dedup[i] })) : parts;
           ctx.stdout.write(JSON.stringify({ name: t.name, partitions: withDedup, config: t.config }) + '\n');
