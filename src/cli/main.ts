@@ -16,6 +16,7 @@ const GROUPS: (() => Promise<Group>)[] = [
   () => import('./log_commands.js'),
   () => import('./serve_commands.js'),
   () => import('./kv_commands.js'),
+  () => import('./tier_commands.js'),
 ];
 
 export function exitCodeFor(err: unknown): number {
