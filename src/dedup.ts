@@ -152,7 +152,7 @@ export class DedupFilter implements AppendFilter {
   private readonly slots: WasmBuffer; // u32 tag in, u32 matched tag out (confirm)
   /** Input index of each record checked in the current chunk. */
   private idx: Int32Array = new Int32Array(1024);
-  /** Identity bytes of each record checked in the current chunk (key/value/header modes; cleared after use). */
+  /** confirm mode: identity bytes of each record checked in the current chunk (cleared after use). */
   private readonly ids: (Uint8Array | null)[] = [];
   /** confirm mode: identity bytes of each entry, by ring position (= insertions mod count). */
   private ring: (Uint8Array | null)[] | null;
@@ -372,7 +372,7 @@ export class DedupFilter implements AppendFilter {
     } else {
       this.checkConfirm(records, m, hashPtr, timePtr, flagPtr, keep);
     }
-    if (this.mode !== MODE_CONTENT) this.ids.fill(null, 0, m);
+    if (this.confirm) this.ids.fill(null, 0, m);
     return end;
   }
 
@@ -516,8 +516,10 @@ export class DedupFilter implements AppendFilter {
         const tw = this.times.ptr >>> 3;
         hashes.set(u32.subarray(hw, hw + 2 * m), 2 * n);
         times.set(f64.subarray(tw, tw + m), n);
-        if (bytes) for (let j = 0; j < m; j++) bytes.push(this.ids[j]!);
-        if (this.mode !== MODE_CONTENT) this.ids.fill(null, 0, m);
+        if (bytes) {
+          for (let j = 0; j < m; j++) bytes.push(this.ids[j]!);
+          this.ids.fill(null, 0, m);
+        }
         for (let j = 0; j < m; j++) if (times[n + j]! > maxTs) maxTs = times[n + j]!;
         n += m;
         start = end;
@@ -544,13 +546,31 @@ export class DedupFilter implements AppendFilter {
    * count in this.chunkM. Returns where the chunk ended.
    */
   private hashChunk(records: readonly NormalizedRecord[], start: number, countSkipped: boolean): number {
+    // One pass: identity bytes straight into wasm memory. The per-record
+    // tables are sized for the most records this chunk can take; the data
+    // buffer grows when needed (memory growth detaches views: re-read them).
     const n = records.length;
     const content = this.mode === MODE_CONTENT;
+    const keepIds = this.confirm;
+    const maxM = Math.min(n - start, DEDUP_CHUNK_RECORDS);
+    if (this.idx.length < maxM) this.idx = new Int32Array(Math.max(maxM, this.idx.length * 2));
+    const idx = this.idx;
+    const ids = this.ids;
+    const k = this.k;
+    const offPtr = this.offsets.ensure((maxM + 1) * 4);
+    const hashPtr = this.hashes.ensure(maxM * 8);
+    const timePtr = this.times.ensure(maxM * 8);
+    let dataPtr = this.data.ptr;
+    let cap = this.data.capacity;
+    let u8 = k.u8;
+    let u32 = k.u32;
+    let f64 = k.f64;
+    const ow = (offPtr >>> 2) + 1;
+    const tw = timePtr >>> 3;
+    u32[ow - 1] = 0;
     let end = start;
     let m = 0;
     let total = 0;
-    let idx = this.idx;
-    const ids = this.ids;
     while (end < n && m < DEDUP_CHUNK_RECORDS) {
       const r = records[end]!;
       let len: number;
@@ -562,43 +582,28 @@ export class DedupFilter implements AppendFilter {
         len = b.length;
       }
       if (m > 0 && total + len > DEDUP_CHUNK_BYTES) break;
-      if (m === idx.length) { const next = new Int32Array(idx.length * 2); next.set(idx); this.idx = idx = next; }
-      if (!content) ids[m] = b;
-      idx[m++] = end;
+      if (total + len > cap) {
+        this.data.ensure(total + len, total);
+        dataPtr = this.data.ptr;
+        cap = this.data.capacity;
+        u8 = k.u8; u32 = k.u32; f64 = k.f64;
+      }
+      if (content) DedupFilter.writeContent(u8, dataPtr + total, r);
+      else copyBytes(u8, dataPtr + total, b!);
+      if (keepIds) ids[m] = b;
       total += len;
+      u32[ow + m] = total;
+      f64[tw + m] = r.timestamp;
+      idx[m++] = end;
       end++;
     }
     this.chunkM = m;
     if (m === 0) return end;
-    const dataPtr = this.data.ensure(total);
-    const offPtr = this.offsets.ensure((m + 1) * 4);
-    const hashPtr = this.hashes.ensure(m * 8);
-    const timePtr = this.times.ensure(m * 8);
-    const u8 = this.k.u8;
-    const u32 = this.k.u32;
-    const f64 = this.k.f64;
-    let ow = offPtr >>> 2;
-    const tw = timePtr >>> 3;
-    let pos = dataPtr;
-    u32[ow++] = 0;
-    if (content) {
-      for (let j = 0; j < m; j++) {
-        const r = records[idx[j]!]!;
-        pos = DedupFilter.writeContent(u8, pos, r);
-        u32[ow++] = pos - dataPtr;
-        f64[tw + j] = r.timestamp;
-      }
-    } else {
-      for (let j = 0; j < m; j++) {
-        pos = copyBytes(u8, pos, ids[j]!);
-        u32[ow++] = pos - dataPtr;
-        f64[tw + j] = records[idx[j]!]!.timestamp;
-      }
-    }
-    this.k.raw.xxh64Many(dataPtr, offPtr, m, 0, 0, hashPtr);
+    k.raw.xxh64Many(dataPtr, offPtr, m, 0, 0, hashPtr);
     if (this.hashMaskLo !== 0xffffffff || this.hashMaskHi !== 0xffffffff) this.maskHashes(hashPtr, m);
     return end;
   }
+
 
   /** Inserts staged entries [from, n) into the window, in order. */
   private replay(p: Staged, from: number): void {
@@ -633,8 +638,9 @@ export class DedupFilter implements AppendFilter {
 }
 
 function copyBytes(u8: Uint8Array, pos: number, b: Uint8Array): number {
+  // A byte loop beats TypedArray.set's fixed cost only for the shortest keys.
   const n = b.length;
-  if (n <= 32) {
+  if (n <= 8) {
     for (let i = 0; i < n; i++) u8[pos + i] = b[i]!;
   } else {
     u8.set(b, pos);
