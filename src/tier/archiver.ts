@@ -26,7 +26,7 @@ import { Partition } from '../partition.js';
 import { LogSegment } from '../log_segment.js';
 import { LOG_OVERHEAD } from '../record_batch.js';
 import { Crc32c } from '../crc32c.js';
-import { BackpressureError, CorruptionError, ObjectStoreError, SedimentError, TierConflictError } from '../errors.js';
+import { BackpressureError, CorruptionError, InvalidArgumentError, ObjectStoreError, SedimentError, TierConflictError } from '../errors.js';
 import { ObjectStore } from './object_store.js';
 import { ChunkCache } from './chunk_cache.js';
 import { ResolvedTierConfig } from './tier_config.js';
@@ -196,7 +196,13 @@ export class PartitionArchiver {
   private async saveLocalManifest(): Promise<void> {
     const write = async () => {
       if (this.p.isClosed) return;
-      await this.d.storage.writeFileAtomic(path.join(this.p.dir, LOCAL_MANIFEST_FILE), serializeManifest(this.manifest));
+      // A cache of the remote manifest: replaced atomically (temp file, rename) but not fsynced;
+      // losing it to a crash only means waiting for the object store on the next open.
+      const file = path.join(this.p.dir, LOCAL_MANIFEST_FILE);
+      const data = serializeManifest(this.manifest);
+      const h = this.d.storage.open(file + '.tmp', 'write');
+      try { h.truncate(0); h.write(data, 0, data.length, 0); } finally { h.close(); }
+      this.d.storage.rename(file + '.tmp', file);
     };
     // Writes share one temporary file: one at a time.
     const p = this.localWrite.catch(() => undefined).then(write);
@@ -409,7 +415,7 @@ export class PartitionArchiver {
         if (seg.nextOffset > this.p.highWatermark) return;
       }
       this.state = 'uploading';
-      await this.d.limiter.run(() => this.uploadSegment(seg));
+      await this.d.limiter.run(() => this.upload(seg));
       this.recountPending();
     }
   }
@@ -430,7 +436,27 @@ export class PartitionArchiver {
     }
   }
 
-  private async uploadSegment(seg: LogSegment): Promise<void> {
+  /**
+   * Uploads one closed segment now and lists it in the manifest: its three
+   * objects, checked and verified, then the manifest. A segment already
+   * archived is uploaded again (same keys, same bytes) and its entry
+   * replaced (benchmarks, repairs). Runs after any running cycle. Returns
+   * the manifest entry.
+   */
+  uploadSegment(seg: LogSegment): Promise<ManifestSegment> {
+    const run = async () => {
+      if (!this.confirmed) await this.loadRemoteManifest();
+      if (this.conflict) throw new TierConflictError(this.conflict);
+      return this.d.limiter.run(() => this.upload(seg));
+    };
+    const p = this.chain.catch(() => undefined).then(run);
+    this.chain = p.then(() => undefined, () => undefined);
+    return p;
+  }
+
+  private async upload(seg: LogSegment): Promise<ManifestSegment> {
+    if (!seg.closed || seg === this.p.active) throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.p.name} is active: only closed segments are archived`);
+    if (seg.size === 0) throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.p.name} is empty`);
     const cfg = this.d.config;
     const st = this.d.store;
     const size = seg.size;
@@ -446,20 +472,30 @@ export class PartitionArchiver {
     const timeindex = Buffer.from(seg.timeIndex.bytes());
     if (!wasLoaded && seg.closed && !seg.deleted) { seg.index.unload(); seg.timeIndex.unload(); }
 
-    const checker = new SegmentChecker(this.d.k, this.d.crc, { baseOffset: seg.baseOffset, nextOffset: seg.nextOffset, maxBatchBytes: this.maxBatchBytes, file: seg.logPath });
-    // allSettled handles rejections at once: no unhandled rejection whatever fails first.
-    const small = Promise.allSettled([st.write(this.dir + keys.index, index), st.write(this.dir + keys.timeindex, timeindex)]);
+    const checker = new SegmentChecker(this.d.k, this.d.crc, {
+      baseOffset: seg.baseOffset, nextOffset: seg.nextOffset, maxBatchBytes: this.maxBatchBytes, file: seg.logPath, verifyBatchCrcs: cfg.verifyBatchesOnUpload,
+    });
+    const objects: ManifestSegment['objects'] = {
+      log: { key: keys.log, size, crc32c: '' },
+      index: { key: keys.index, size: index.length, crc32c: crcHex(this.d.crc.of(index)) },
+      timeindex: { key: keys.timeindex, size: timeindex.length, crc32c: crcHex(this.d.crc.of(timeindex)) },
+    };
+    // The small objects go up, and are verified, while the log uploads. allSettled
+    // handles rejections at once: no unhandled rejection whatever fails first.
+    const small = Promise.allSettled([
+      st.write(this.dir + keys.index, index).then(() => this.verifyObject(objects.index)),
+      st.write(this.dir + keys.timeindex, timeindex).then(() => this.verifyObject(objects.timeindex)),
+    ]);
     let facts: SegmentFacts;
     try {
       if (size <= cfg.multipartThresholdBytes) {
         // One PUT: read the file, start the upload, check the bytes while it runs.
-        const parts: Buffer[] = [];
-        await this.readLocal(seg.logPath, size, (c) => { parts.push(c); });
-        const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
-        const put = st.write(this.dir + keys.log, whole).then(() => null, (e: unknown) => e ?? new Error('upload failed'));
+        let whole: Buffer | null = null;
+        await this.readLocal(seg.logPath, size, (c) => { whole = c; }, Math.max(size, 1));
+        const put = st.write(this.dir + keys.log, whole!).then(() => null, (e: unknown) => e ?? new Error('upload failed'));
         let checkErr: unknown = null;
         try {
-          checker.update(whole);
+          checker.update(whole!);
         } catch (e) {
           checkErr = e;
         }
@@ -486,15 +522,10 @@ export class PartitionArchiver {
     } finally {
       checker.free();
     }
-    for (const r of await small) if (r.status === 'rejected') throw r.reason;
     if (facts.size !== size) throw new CorruptionError(`segment read ${facts.size} bytes, expected ${size}`, { file: seg.logPath, position: facts.size });
-
-    const objects: ManifestSegment['objects'] = {
-      log: { key: keys.log, size, crc32c: crcHex(facts.crc32c) },
-      index: { key: keys.index, size: index.length, crc32c: crcHex(this.d.crc.of(index)) },
-      timeindex: { key: keys.timeindex, size: timeindex.length, crc32c: crcHex(this.d.crc.of(timeindex)) },
-    };
-    await this.verifyObjects(objects);
+    objects.log.crc32c = crcHex(facts.crc32c);
+    await this.verifyObject(objects.log);
+    for (const r of await small) if (r.status === 'rejected') throw r.reason;
 
     const entry: ManifestSegment = {
       baseOffset: seg.baseOffset,
@@ -506,27 +537,27 @@ export class PartitionArchiver {
       objects,
     };
     const m = this.manifest;
-    const segments = [...m.segments, entry];
+    const segments = m.segments.filter((s) => s.baseOffset !== entry.baseOffset);
+    segments.push(entry);
+    segments.sort((a, b) => a.baseOffset - b.baseOffset);
     await this.writeManifest({ ...m, segments, logStartOffset: segments[0]!.baseOffset });
     this.counters.uploadedSegments++;
     this.counters.uploadedBytes += size + index.length + timeindex.length;
     this.counters.lastUploadAt = Date.now();
+    return entry;
   }
 
-  /** Every object must be in the store with the expected size (and, optionally, CRC read back). */
-  private async verifyObjects(objects: ManifestSegment['objects']): Promise<void> {
-    await Promise.all(OBJECT_KINDS.map(async (kind) => {
-      const o = objects[kind];
-      const key = this.dir + o.key;
-      const st = await this.d.store.stat(key);
-      if (!st) throw new ObjectStoreError('verify', key, 'NotFound', 'uploaded object is missing');
-      if (st.size !== o.size) throw new ObjectStoreError('verify', key, 'Unexpected', `uploaded object has ${st.size} bytes, expected ${o.size}`);
-      if (this.d.config.verifyReadBack && o.size > 0) {
-        const back = await this.d.store.read(key);
-        const crc = crcHex(this.d.crc.of(back));
-        if (crc !== o.crc32c) throw new ObjectStoreError('verify', key, 'Unexpected', `uploaded object reads back with CRC-32C ${crc}, expected ${o.crc32c}`);
-      }
-    }));
+  /** The object must be in the store with the expected size (and, optionally, its CRC-32C read back). */
+  private async verifyObject(o: { key: string; size: number; crc32c: string }): Promise<void> {
+    const key = this.dir + o.key;
+    const st = await this.d.store.stat(key);
+    if (!st) throw new ObjectStoreError('verify', key, 'NotFound', 'uploaded object is missing');
+    if (st.size !== o.size) throw new ObjectStoreError('verify', key, 'Unexpected', `uploaded object has ${st.size} bytes, expected ${o.size}`);
+    if (this.d.config.verifyReadBack && o.size > 0) {
+      const back = await this.d.store.read(key);
+      const crc = crcHex(this.d.crc.of(back));
+      if (crc !== o.crc32c) throw new ObjectStoreError('verify', key, 'Unexpected', `uploaded object reads back with CRC-32C ${crc}, expected ${o.crc32c}`);
+    }
   }
 
   private async writeManifest(next: Omit<Manifest, 'version' | 'updatedAt'>): Promise<void> {

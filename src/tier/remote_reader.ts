@@ -198,11 +198,18 @@ export class RemotePartitionReader implements RemoteLogReader {
   }
 
   /** Records of archived segments from offset up to (not including) localStart. */
-  async *read(offset: number, localStart: number, _opts: ReadOptions = {}): AsyncGenerator<StoredRecord, void, undefined> {
+  async *read(offset: number, localStart: number, opts: ReadOptions = {}): AsyncGenerator<StoredRecord, void, undefined> {
+    for await (const chunk of this.readChunks(offset, localStart, opts)) for (const r of chunk) yield r;
+  }
+
+  /**
+   * The records of read(), one array per batch (what Partition.read
+   * consumes: one await per batch rather than per record).
+   */
+  async *readChunks(offset: number, localStart: number, _opts: ReadOptions = {}): AsyncGenerator<StoredRecord[], void, undefined> {
     const m = this.o.manifest();
     if (!m || m.segments.length === 0) return;
     const decoder = new RecordBatchDecoder(this.o.k);
-    const out: StoredRecord[] = [];
     try {
       let next = offset;
       for (let i = Math.max(0, findSegment(m, next)); i < m.segments.length; i++) {
@@ -220,15 +227,15 @@ export class RemotePartitionReader implements RemoteLogReader {
           }
           expectedMin = last;
           if (last < from || (info.attributes & ATTR_CONTROL) !== 0) continue;
+          const out: StoredRecord[] = [];
           if (RecordBatchDecoder.isSync(info)) decoder.decode(ptr, info, out, from, { file, position: info.position });
           else await decoder.decodeAsync(ptr, info, out, from, { file, position: info.position });
-          for (let j = 0; j < out.length; j++) {
-            const r = out[j]!;
-            if (r.offset >= localStart) return;
-            this.stats.records++;
-            yield r;
-          }
-          out.length = 0;
+          let n = out.length;
+          while (n > 0 && out[n - 1]!.offset >= localStart) n--;
+          if (n < out.length) out.length = n;
+          this.stats.records += n;
+          if (n > 0) yield out;
+          if (last >= localStart - 1) return;
         }
         next = seg.nextOffset;
       }

@@ -1,6 +1,6 @@
 // Checks a segment's .log bytes as they stream past (upload, restore): the
-// CRC-32C of the whole object and a CRC-checked scan of every batch, in
-// wasm, collecting what the manifest records about the segment (timestamps,
+// CRC-32C of the whole object and a scan of every batch's framing (each
+// batch's own CRC-32C checked too unless verifyBatchCrcs is false), in wasm, collecting what the manifest records about the segment (timestamps,
 // record count, last offset). Bytes arrive in chunks of any size; a batch
 // cut by a chunk boundary is carried over to the next.
 
@@ -38,6 +38,7 @@ export class SegmentChecker {
   private readonly baseOffset: number;
   private readonly nextOffset: number;
   private readonly maxBatchBytes: number;
+  private readonly verifyCrc: boolean;
   private carry = 0;
   private winPos = 0;
   private facts: SegmentFacts;
@@ -47,13 +48,14 @@ export class SegmentChecker {
    * baseOffset / nextOffset bound the offsets batches may hold (nextOffset
    * Infinity when unknown); file names the object in errors.
    */
-  constructor(k: Kernels, crc: Crc32c, o: { baseOffset: number; nextOffset: number; maxBatchBytes: number; file: string }) {
+  constructor(k: Kernels, crc: Crc32c, o: { baseOffset: number; nextOffset: number; maxBatchBytes: number; file: string; verifyBatchCrcs?: boolean }) {
     this.k = k;
     this.crcer = crc;
     this.file = o.file;
     this.baseOffset = o.baseOffset;
     this.nextOffset = o.nextOffset;
     this.maxBatchBytes = o.maxBatchBytes;
+    this.verifyCrc = o.verifyBatchCrcs ?? true;
     this.scanner = new BatchScanner(k, 1024);
     this.win = new WasmBuffer(k, 1 << 20);
     this.facts = { size: 0, crc32c: 0, batches: 0, records: 0, firstTimestamp: -1, maxTimestamp: -1, lastOffset: o.baseOffset - 1, lastDataOffset: -1 };
@@ -80,7 +82,7 @@ export class SegmentChecker {
     const ptr = this.win.ptr;
     let used = 0;
     for (;;) {
-      const res = this.scanner.scan(ptr + used, this.carry - used, { maxBatchBytes: this.maxBatchBytes, positionBase: this.winPos + used });
+      const res = this.scanner.scan(ptr + used, this.carry - used, { maxBatchBytes: this.maxBatchBytes, positionBase: this.winPos + used, verifyCrc: this.verifyCrc });
       for (const b of res.batches) {
         const last = b.baseOffset + b.lastOffsetDelta;
         if (b.baseOffset <= f.lastOffset || b.baseOffset < this.baseOffset || last >= this.nextOffset) {

@@ -58,6 +58,12 @@ export interface TierConfig {
   multipartThresholdBytes?: number;
   /** Read every uploaded object back and compare its CRC-32C before listing it (default false: size check only). */
   verifyReadBack?: boolean;
+  /**
+   * Check every batch's own CRC-32C while uploading (default false: the
+   * upload checks batch framing and offsets and records the whole object's
+   * CRC-32C; batch CRCs are checked on every read, local or remote).
+   */
+  verifyBatchesOnUpload?: boolean;
 }
 
 /** A TierConfig with every default filled in. */
@@ -84,6 +90,7 @@ export const DEFAULT_TIER_SETTINGS = Object.freeze({
   prefetchChunks: 2,
   multipartThresholdBytes: 64 << 20,
   verifyReadBack: false,
+  verifyBatchesOnUpload: false,
 });
 
 const KNOWN = new Set(['service', 'options', ...Object.keys(DEFAULT_TIER_SETTINGS)]);
@@ -146,6 +153,7 @@ export function resolveTierConfig(c: TierConfig): ResolvedTierConfig {
   int(r.multipartThresholdBytes, 'multipartThresholdBytes', 5 << 20, 5 * 1024 ** 3);
   if (typeof r.autoArchive !== 'boolean') throw new InvalidArgumentError('tier.autoArchive must be a boolean');
   if (typeof r.verifyReadBack !== 'boolean') throw new InvalidArgumentError('tier.verifyReadBack must be a boolean');
+  if (typeof r.verifyBatchesOnUpload !== 'boolean') throw new InvalidArgumentError('tier.verifyBatchesOnUpload must be a boolean');
   if (r.retryMaxDelayMs < r.retryBaseDelayMs) throw new InvalidArgumentError('tier.retryMaxDelayMs must be >= tier.retryBaseDelayMs');
   return r;
 }
