@@ -202,7 +202,10 @@ export class KvCompactor {
       // Whatever overtook a dropped record must be durable before the drop is.
       await h.partition.flush();
       if (h.stopping()) throw new CompactionStopped();
-      const replaced = await h.partition.replaceSegment(seg, outPos > 0 ? cleanedPath : null, (next) => {
+      // An emptied segment is removed, except the first: the log start offset stays where it is (as in Kafka,
+      // cleaning never moves it), so readers positioned at it are not thrown out of range.
+      const remove = outPos === 0 && h.partition.segments[0] !== seg;
+      const replaced = await h.partition.replaceSegment(seg, remove ? null : cleanedPath, (next) => {
         // Synchronous with the swap: no read sees the new file with old positions.
         for (let i = 0; i < fixKeys.length; i++) {
           const s = ix.slot(fixKeys[i]!);
@@ -210,7 +213,7 @@ export class KvCompactor {
         }
         h.onSegmentSwapped?.(next, gen);
       });
-      if (outPos === 0) h.storage.remove(cleanedPath);
+      if (remove) h.storage.remove(cleanedPath);
       if (replaced) { st.rewritten++; st.bytesAfter += replaced.size; this.visited.set(replaced, mutationsAtStart); } else st.removed++;
     } catch (err) {
       if (fileOpen) { try { file.close(); } catch { /* already failing */ } }
