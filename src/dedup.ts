@@ -157,6 +157,7 @@ export class DedupFilter implements AppendFilter {
   /** confirm mode: identity bytes of each entry, by ring position (= insertions mod count). */
   private ring: (Uint8Array | null)[] | null;
   private inserts = 0;
+  private rebuildGen = 0;
   /** Records hashed by the last hashChunk. */
   private chunkM = 0;
   private source: DedupLogSource | null = null;
@@ -451,6 +452,8 @@ export class DedupFilter implements AppendFilter {
     this.source = source;
     this.staleError ??= new DedupUnavailableError('the dedup window is being rebuilt');
     this.clearWindow();
+    // A newer rebuild (e.g. a second failed write) supersedes this one: it must not touch the window after its awaits.
+    const gen = ++this.rebuildGen;
     try {
       const parts: Staged[] = [];
       const floor = source.logStartOffset;
@@ -471,6 +474,7 @@ export class DedupFilter implements AppendFilter {
         }
       }
       if (this.freed) throw new ClosedError('dedup filter');
+      if (gen !== this.rebuildGen) return;
       // Replay, oldest first. Only the newest `count` entries can matter.
       let skip = Math.max(0, -need);
       for (const p of parts) {
@@ -484,6 +488,7 @@ export class DedupFilter implements AppendFilter {
       this.staleError = null;
     } catch (err) {
       if (this.freed) throw err;
+      if (gen !== this.rebuildGen) return;
       this.clearWindow();
       this.staleError = new DedupUnavailableError(`rebuilding the dedup window from the log failed: ${(err as Error).message}`, { cause: err });
       throw err;

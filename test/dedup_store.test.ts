@@ -535,3 +535,46 @@ test('a window too large for wasm memory: the store opens, appends fail with Ded
     await s2.close();
   }
 });
+
+test('overlapping rebuilds: the newest one decides; filter() refuses work until it is done', async () => {
+  const dir = tmp();
+  const s = await openWith(dir, { by: 'key', window: { count: 500 } }, { segmentBytes: 4096 });
+  try {
+    const p = s.partition('t');
+    await p.append(Array.from({ length: 300 }, (_, i) => rec(`k${i}`)));
+    const f = filterOf(p);
+    const a = f.rebuild();
+    assert.throws(() => f.filter([]), DedupUnavailableError);
+    const b = f.rebuild();
+    await Promise.all([a, b]);
+    assert.equal(f.windowSize, 300);
+    assert.equal(f.stats().stale, false);
+    assert.equal((await p.append([rec('k0'), rec('k299'), rec('new')])).count, 1);
+  } finally {
+    await s.close();
+  }
+});
+
+test('corruption in the tail the window is rebuilt from: the store opens, reads work up to it, appends refuse until a rebuild succeeds', async () => {
+  const dir = tmp();
+  const cfg: DedupConfig = { by: 'key', window: { count: 10_000 } };
+  let s = await openWith(dir, cfg, { segmentBytes: 2048 });
+  await s.partition('t').append(Array.from({ length: 200 }, (_, i) => rec(`k${i}`)));
+  await s.close();
+  // Flip a byte inside the first (closed, trusted after a clean shutdown) segment.
+  const first = path.join(dir, 't-0', '00000000000000000000.log');
+  const bytes = fs.readFileSync(first);
+  bytes[bytes.length - 5]! ^= 0xff;
+  fs.writeFileSync(first, bytes);
+  s = await openWith(dir, cfg, { segmentBytes: 2048 });
+  try {
+    const p = s.partition('t');
+    const st = (await s.dedupStats('t'))!;
+    assert.equal(st.stale, true);
+    await assert.rejects(p.append([rec('x')]), (e: unknown) => e instanceof DedupUnavailableError && /corrupt/.test(String((e as Error).message)));
+    assert.equal(p.logEndOffset, 200, 'nothing was written');
+    await assert.rejects(filterOf(p).rebuild(), { code: 'ERR_CORRUPTION' });
+  } finally {
+    await s.close();
+  }
+});
