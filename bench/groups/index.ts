@@ -9,6 +9,7 @@ import { framing } from './framing.js';
 import { indexGroup } from './index_search.js';
 import { dedup } from './dedup.js';
 import { dedupAppend } from './dedup_append.js';
+import { tier } from './tier.js';
 
 export const GROUPS: BenchGroup[] = [
   // Kernel groups (issue 2).
@@ -18,5 +19,6 @@ export const GROUPS: BenchGroup[] = [
   indexGroup,
   dedup,
   dedupAppend,
+  tier,
   // Later: log, kv, tier, replay.
 ];

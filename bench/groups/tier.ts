@@ -1,0 +1,229 @@
+// Tiered storage (issue 6): uploading a closed segment and reading an
+// archived segment back, against plain OpenDAL calls moving the same bytes
+// through the same service.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Operator } from 'opendal';
+import { BenchGroup, BenchCase, CaseRun, gbPerSec } from '../harness.js';
+import { Store, Partition, getKernelsSync, Crc32c } from '../../src/index.js';
+import type { LogSegment } from '../../src/log_segment.js';
+import type { TierConfig } from '../../src/tier/tier_config.js';
+import { resolveTierConfig } from '../../src/tier/tier_config.js';
+import { crcHex } from '../../src/tier/manifest.js';
+import { spawnS3rver } from '../../test/helpers/s3rver.js';
+
+const SEGMENT = 16 << 20;
+const VALUE = 1000;
+const BATCH = 100;
+
+interface Backend {
+  label: string;
+  /** Starts the service; returns the tier config reaching it and a stop function. */
+  start(): Promise<{ tier: TierConfig; stop(): Promise<void> }>;
+}
+
+const s3: Backend = {
+  label: 's3 (s3rver on 127.0.0.1, separate process)',
+  async start() {
+    const srv = await spawnS3rver();
+    return { tier: srv.tier('bench'), stop: () => srv.close() };
+  },
+};
+
+const fsBackend: Backend = {
+  label: 'fs (local directory)',
+  async start() {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-bench-bucket-'));
+    return { tier: { service: 'fs', options: { root }, prefix: 'bench' }, stop: async () => fs.rmSync(root, { recursive: true, force: true }) };
+  },
+};
+
+/** A store whose topic holds two closed SEGMENT-byte segments (1 KiB records) and an empty active one. */
+async function buildStore(tier: TierConfig): Promise<{ store: Store; p: Partition; dir: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-bench-tier-'));
+  const store = await Store.open(dir, { retentionCheckMs: -1, tier: { ...tier, autoArchive: false, checkIntervalMs: -1 } });
+  await store.createTopic('ev', { config: { segmentBytes: SEGMENT, flushMs: -1, retentionMs: -1 } });
+  const p = store.partition('ev', 0);
+  const value = new Uint8Array(VALUE);
+  for (let i = 0; i < VALUE; i++) value[i] = (i * 131) & 0xff;
+  let n = 0;
+  while (p.segments.length < 3) {
+    const batch = [];
+    for (let j = 0; j < BATCH; j++, n++) batch.push({ key: `key-${n}`, value, timestamp: 1_800_000_000_000 + n });
+    p.appendSync(batch);
+  }
+  p.roll();
+  await p.flush();
+  return { store, p, dir };
+}
+
+function plainOperator(tier: TierConfig): Operator {
+  const cfg = resolveTierConfig(tier);
+  return new Operator(cfg.service, cfg.options);
+}
+
+function uploadCase(b: Backend): BenchCase {
+  const sed = 'sediment archiver upload';
+  const peer = 'OpenDAL write (bytes in memory)';
+  return {
+    name: `upload a closed 16 MiB segment (.log + .index + .timeindex), ${b.label}`,
+    metric: gbPerSec(SEGMENT),
+    bars: [{ label: 'tiered upload ≥ 0.9× plain OpenDAL write of the same bytes', sediment: sed, peers: [peer], minRatio: 0.9 }],
+    async setup(): Promise<CaseRun> {
+      const svc = await b.start();
+      let built: Awaited<ReturnType<typeof buildStore>> | null = null;
+      try {
+        built = await buildStore(svc.tier);
+        const { store, p } = built;
+        const seg: LogSegment = p.segments[0]!;
+        const archiver = store.tier!.archiver('ev', 0);
+        const op = plainOperator(svc.tier);
+        const files = [seg.logPath, seg.index.path, seg.timeIndex.path].map((f) => fs.readFileSync(f));
+        const keys = ['plain/seg.log', 'plain/seg.index', 'plain/seg.timeindex'];
+        const crc = new Crc32c(getKernelsSync());
+        const objectDir = store.tier!.layout.partitionDir('ev', 0);
+        const logCrc = crcHex(crc.of(files[0]!));
+        const setupDone = built;
+        return {
+          contenders: [
+            {
+              name: sed,
+              role: 'sediment',
+              note: 'reads the segment file, PUTs the three objects while checking the log in wasm (CRC-32C of the object, batch framing), stats each object, writes the manifest',
+              async: true,
+              async run(n: number) {
+                let e;
+                for (let i = 0; i < n; i++) e = await archiver.uploadSegment(seg);
+                return e;
+              },
+              async output() {
+                const e = await archiver.uploadSegment(seg);
+                const back = await op.read(objectDir + e.objects.log.key);
+                return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: e.objects.log.crc32c === logCrc };
+              },
+            },
+            {
+              name: peer,
+              role: 'peer',
+              note: 'three concurrent Operator.write calls of the same bytes, already in memory; no check, no verification, no manifest',
+              async: true,
+              async run(n: number) {
+                for (let i = 0; i < n; i++) await Promise.all(keys.map((k, j) => op.write(k, files[j]!)));
+                return n;
+              },
+              async output() {
+                await Promise.all(keys.map((k, j) => op.write(k, files[j]!)));
+                const back = await op.read(keys[0]!);
+                return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: true };
+              },
+            },
+          ],
+          async teardown() {
+            await setupDone.store.close();
+            fs.rmSync(setupDone.dir, { recursive: true, force: true });
+            await svc.stop();
+          },
+        };
+      } catch (err) {
+        if (built) { await built.store.close().catch(() => undefined); fs.rmSync(built.dir, { recursive: true, force: true }); }
+        await svc.stop();
+        throw err;
+      }
+    },
+  };
+}
+
+function readCase(b: Backend): BenchCase {
+  const sed = 'sediment Partition.read (remote)';
+  const scan = 'sediment remote scan (no decode)';
+  const peer = 'OpenDAL read (whole object)';
+  return {
+    name: `read an archived 16 MiB segment back, cold cache, ${b.label}`,
+    metric: gbPerSec(SEGMENT),
+    bars: [{ label: 'remote read ≥ 0.9× plain OpenDAL read of the same bytes', sediment: sed, peers: [peer], minRatio: 0.9 }],
+    async setup(): Promise<CaseRun> {
+      const svc = await b.start();
+      let built: Awaited<ReturnType<typeof buildStore>> | null = null;
+      try {
+        built = await buildStore(svc.tier);
+        const { store, p } = built;
+        await store.tier!.archiveNow();
+        while (p.segments.length > 1) p.deleteOldestSegment(); // everything below the active segment is now remote
+        const tier = store.tier!;
+        const archiver = tier.archiver('ev', 0);
+        const entry = archiver.currentManifest().segments[0]!;
+        const key = tier.layout.partitionDir('ev', 0) + entry.objects.log.key;
+        const records = entry.nextOffset - entry.baseOffset;
+        const op = plainOperator(svc.tier);
+        const setupDone = built;
+        return {
+          contenders: [
+            {
+              name: sed,
+              role: 'sediment',
+              note: 'every record of the segment through the public read API: index, 4 MiB ranged GETs with 2 chunks of prefetch, copy into wasm, batch CRC-32C checks, records decoded to JS objects; chunk cache cleared first',
+              async: true,
+              async run(n: number) {
+                let got = 0;
+                for (let i = 0; i < n; i++) {
+                  tier.cache.clear();
+                  for await (const r of p.read({ offset: entry.baseOffset }, { maxRecords: records })) got += r.value!.length;
+                }
+                return got;
+              },
+            },
+            {
+              name: scan,
+              role: 'sediment',
+              note: 'the same ranged GETs and batch CRC-32C checks, records not decoded (verifyRange)',
+              async: true,
+              async run(n: number) {
+                let got = 0;
+                for (let i = 0; i < n; i++) {
+                  tier.cache.clear();
+                  got += (await archiver.reader.verifyRange(entry.baseOffset, entry.nextOffset)).bytes;
+                }
+                return got;
+              },
+            },
+            {
+              name: peer,
+              role: 'peer',
+              note: 'one Operator.read of the whole .log object into a Buffer; no CRC check, no decoding',
+              async: true,
+              async run(n: number) {
+                let got = 0;
+                for (let i = 0; i < n; i++) got += (await op.read(key)).length;
+                return got;
+              },
+            },
+          ],
+          async teardown() {
+            await setupDone.store.close();
+            fs.rmSync(setupDone.dir, { recursive: true, force: true });
+            await svc.stop();
+          },
+        };
+      } catch (err) {
+        if (built) { await built.store.close().catch(() => undefined); fs.rmSync(built.dir, { recursive: true, force: true }); }
+        await svc.stop();
+        throw err;
+      }
+    },
+  };
+}
+
+export const tier: BenchGroup = {
+  name: 'tier',
+  title: 'Tiered storage: upload and remote read',
+  description:
+    'A closed 16 MiB segment (16.5k records of 1 KiB) moved through Apache OpenDAL. **Upload**: the archiver path for one segment ' +
+    '(read the file, PUT .log/.index/.timeindex, check the log in wasm while it uploads, stat every object, write the manifest) ' +
+    'against three plain `Operator.write` calls of the same bytes already in memory. **Remote read**: every record of the archived ' +
+    'segment through `Partition.read` (cold chunk cache: every byte fetched again) and the CRC-checked scan alone, against one plain ' +
+    '`Operator.read` of the `.log` object. s3 runs against s3rver in a child process on 127.0.0.1, so the figures are bound by that ' +
+    'server and by the 2 shared cores, not by a network; fs writes to the page cache (no fsync on either side). Ratios are the point.',
+  cases: () => [uploadCase(s3), readCase(s3), uploadCase(fsBackend), readCase(fsBackend)],
+};
