@@ -723,6 +723,7 @@ export class Partition {
         continue;
       }
       let source: AsyncIterable<StoredRecord[]>;
+      const fromLocal = next >= this.localLogStartOffset;
       if (next < this.localLogStartOffset) {
         if (!this.remote) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
         source = this.remote.readChunks ? this.remote.readChunks(next, this.localLogStartOffset, opts) : chunked(this.remote.read(next, this.localLogStartOffset, opts));
@@ -759,6 +760,8 @@ export class Partition {
         }
         if (stop) break;
       }
+      // A local segment evicted to the object store under the read: read on from the archive.
+      if (fromLocal && next < this.localLogStartOffset && this.remote && !stop) continue;
       if (!progressed) {
         // [next, limit) held no visible records before the end of this source
         // (control batches, compaction gaps): move past them, never past limit.
@@ -799,7 +802,11 @@ export class Partition {
       let pos = position;
       let need = 0;
       while (pos < end && left > 0) {
-        if (seg.deleted) throw new OffsetOutOfRangeError(minOffset, this.logStartOffset, this.logEndOffset);
+        if (seg.deleted) {
+          // Evicted to the object store under the read (tiered storage): read() goes on from there.
+          if ((this.remote?.logStartOffset() ?? Infinity) <= expectedMin + 1) return;
+          throw new OffsetOutOfRangeError(minOffset, this.logStartOffset, this.logEndOffset);
+        }
         const want = Math.min(Math.max(chunk, need), end - pos);
         buf.ensure(want);
         const got = seg.readInto(buf.ptr, want, pos);
@@ -829,6 +836,7 @@ export class Partition {
         const advanced = res.stopPosition;
         if (res.stop === ScanStop.End || res.stop === ScanStop.TableFull) { pos += advanced; continue; }
         if (res.stop === ScanStop.Incomplete) {
+          if (seg.deleted) continue; // deleted while a batch was with the reader: handled above
           const h = seg.peekHeader(pos + advanced, end);
           if (h && h.size <= maxBatch && pos + advanced + h.size <= end) {
             pos += advanced;

@@ -441,3 +441,31 @@ test('property: remote reads equal local reads for any records, segment, index a
       }
     }), { numRuns: 25 });
 });
+
+test('a read in progress goes on from the archive when its local segments are evicted under it', async () => {
+  // Segments larger than a local read's first chunk (64 KiB), so the read goes back to the file after eviction.
+  for (const at of [1, 10, 137, 1500]) {
+    const tier = memoryTier({ localRetentionBytes: 0, autoArchive: false });
+    const { store, p } = await openTiered(tmp(), tier, smallTopic({ segmentBytes: 200 * 1024 }));
+    try {
+      await appendAll(p, recentRecords(3000, 50 + at), 20);
+      await p.flush();
+      const expected = await readPlain(p);
+      const got: PlainRecord[] = [];
+      let evicted = false;
+      for await (const r of p.read({ offset: 0 })) {
+        got.push(plain(r));
+        if (got.length === at) {
+          evicted = true;
+          await store.tier!.archiveNow({ roll: at === 1 });
+          assert.ok(p.localLogStartOffset > r.offset + 1, 'the segment being read was evicted');
+        }
+      }
+      assert.ok(evicted);
+      assert.deepEqual(got, expected, `eviction after ${at} records`);
+    } finally {
+      await store.close();
+      forgetMemoryTier(tier);
+    }
+  }
+});
