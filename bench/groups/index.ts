@@ -10,6 +10,7 @@ import { indexGroup } from './index_search.js';
 import { dedup } from './dedup.js';
 import { dedupAppend } from './dedup_append.js';
 import { tier } from './tier.js';
+import { kv } from './kv.js';
 
 export const GROUPS: BenchGroup[] = [
   // Kernel groups (issue 2).
@@ -20,5 +21,6 @@ export const GROUPS: BenchGroup[] = [
   dedup,
   dedupAppend,
   tier,
+  kv,
   // Later: log, kv, tier, replay.
 ];
