@@ -124,7 +124,7 @@ export class SegmentChecker {
 }
 
 /** Checks a whole in-memory segment at once. */
-export function checkSegmentBytes(k: Kernels, crc: Crc32c, bytes: Uint8Array, o: { baseOffset: number; nextOffset: number; maxBatchBytes: number; file: string }): SegmentFacts {
+export function checkSegmentBytes(k: Kernels, crc: Crc32c, bytes: Uint8Array, o: { baseOffset: number; nextOffset: number; maxBatchBytes: number; file: string; verifyBatchCrcs?: boolean }): SegmentFacts {
   const c = new SegmentChecker(k, crc, o);
   try {
     c.update(bytes);
