@@ -131,7 +131,7 @@ test('catalog: valid ones parse, broken ones are refused', () => {
 test('tier config: defaults, validation, s3 credential safety, masking', () => {
   const r = resolveTierConfig({ service: 'memory' });
   assert.equal(r.prefix, '');
-  assert.equal(r.chunkBytes, 4 << 20);
+  assert.equal(r.chunkBytes, 8 << 20);
   assert.equal(r.localRetentionBytes, -1);
   assert.equal(r.autoArchive, true);
   assert.equal(normalizePrefix('/a//b/'), 'a/b');

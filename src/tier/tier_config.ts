@@ -48,7 +48,7 @@ export interface TierConfig {
   requestTimeoutMs?: number;
   /** Largest delay between background upload attempts while the store is unreachable, ms (default 30 000). */
   maxBackoffMs?: number;
-  /** Bytes per ranged read of a remote segment (default 4 MiB). */
+  /** Bytes per ranged read of a remote segment (default 8 MiB). */
   chunkBytes?: number;
   /** Bytes of remote chunks kept in memory, shared by all partitions (default 64 MiB). */
   cacheBytes?: number;
@@ -85,7 +85,7 @@ export const DEFAULT_TIER_SETTINGS = Object.freeze({
   retryTotalMs: 15_000,
   requestTimeoutMs: 30_000,
   maxBackoffMs: 30_000,
-  chunkBytes: 4 << 20,
+  chunkBytes: 8 << 20,
   cacheBytes: 64 << 20,
   prefetchChunks: 2,
   multipartThresholdBytes: 64 << 20,
