@@ -117,7 +117,18 @@ class RequestControl {
   private readonly totalTimer: ReturnType<typeof setTimeout>;
   private readonly onAbort: () => void;
 
+  /**
+   * Rejects when the request is aborted. Raced against every wait, so a
+   * fetch implementation (or body stream) that ignores its signal still
+   * cannot hang a replay.
+   */
+  readonly aborted: Promise<never>;
+
   constructor(private readonly o: ResolvedHttpOptions) {
+    this.aborted = new Promise<never>((_resolve, reject) => {
+      this.ctrl.signal.addEventListener('abort', () => reject(this.ctrl.signal.reason ?? new Error('aborted')), { once: true });
+    });
+    this.aborted.catch(() => undefined);
     this.onAbort = () => this.ctrl.abort(o.signal?.reason);
     o.signal?.addEventListener('abort', this.onAbort, { once: true });
     this.totalTimer = setTimeout(() => this.fire(), o.requestTimeoutMs);
@@ -201,7 +212,7 @@ class BodyReader {
     let chunk: ReadableStreamReadResult<Uint8Array>;
     this.control.arm();
     try {
-      chunk = await this.reader.read();
+      chunk = await Promise.race([this.reader.read(), this.control.aborted]);
     } catch (err) {
       throw this.control.translate(err, this.url);
     } finally {
@@ -357,7 +368,10 @@ export class RemoteObject {
       let res: Response;
       control.arm();
       try {
-        res = await o.fetch(this.url, { method: 'GET', headers, signal: control.ctrl.signal, redirect: 'follow' });
+        const pending = o.fetch(this.url, { method: 'GET', headers, signal: control.ctrl.signal, redirect: 'follow' });
+        // If the abort wins, a response that still arrives is discarded.
+        pending.then((r) => { if (control.ctrl.signal.aborted) r.body?.cancel().catch(noop); }, noop);
+        res = await Promise.race([pending, control.aborted]);
       } catch (err) {
         control.dispose();
         const e = control.translate(err, this.url);

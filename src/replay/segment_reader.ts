@@ -256,8 +256,12 @@ export class SegmentLogReader {
       const at = this.bufPos + consumed;
       if (res.stop === ScanStop.Incomplete) break; // wait for more bytes (end() checks the tail)
       if (res.stop === ScanStop.BadLength) {
-        const batchLength = this.bufLen - consumed >= 12 ? this.k.dv.getInt32(this.buf.ptr + consumed + 8) : -1;
-        if (batchLength + LOG_OVERHEAD > this.limits.maxBatchBytes) {
+        // Oversized only when the rest of the header looks like a batch
+        // (magic 2); otherwise this is not a batch boundary at all.
+        const left = this.bufLen - consumed;
+        const batchLength = left >= 12 ? this.k.dv.getInt32(this.buf.ptr + consumed + 8) : -1;
+        const magicOk = left > 16 && this.k.u8[this.buf.ptr + consumed + 16] === 2;
+        if (magicOk && batchLength + LOG_OVERHEAD > this.limits.maxBatchBytes) {
           throw new RecordTooLargeError(batchLength + LOG_OVERHEAD, this.limits.maxBatchBytes, `batch at byte ${at} of ${this.file}`);
         }
       }
