@@ -21,3 +21,10 @@ export type { TopicConfig, DedupConfig } from './topic_config.js';
 export { NodeStorage, defaultStorage } from './storage.js';
 export type { Storage, FileHandle } from './storage.js';
 export * from './kv/index.js';
+// Tiered storage (docs/tiering.md): types only here, so importing sediment does
+// not load OpenDAL's native module; Store.open({ tier }) loads it when used.
+export type { TierConfig } from './tier/tier_config.js';
+export type { TieredStorage, TierStatus, PresignedPartition } from './tier/tiered_storage.js';
+export type { PartitionTierStatus, ArchiverState } from './tier/archiver.js';
+export type { RestoreOptions, RestoreProgress } from './tier/restore.js';
+export type { Manifest, ManifestSegment, ManifestObject, Catalog } from './tier/manifest.js';
