@@ -24,18 +24,31 @@ function isAscii(s: string): boolean {
   return true;
 }
 
-/** The byte string of bytes[start, end). */
+const fcc = String.fromCharCode;
+
+/**
+ * The byte string of bytes[start, end). Short keys are converted 16 and 4
+ * bytes per String.fromCharCode call (measured: several times faster than a
+ * call per byte, and than apply() or Buffer's latin1Slice at these sizes).
+ */
 export function bytesToByteString(bytes: Uint8Array, start = 0, end = bytes.length): string {
   const n = end - start;
-  if (n <= 64) {
+  if (n <= 256) {
+    const b = bytes;
+    let i = start;
     let s = '';
-    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
+    for (; i + 16 <= end; i += 16) {
+      s += fcc(b[i]!, b[i + 1]!, b[i + 2]!, b[i + 3]!, b[i + 4]!, b[i + 5]!, b[i + 6]!, b[i + 7]!,
+        b[i + 8]!, b[i + 9]!, b[i + 10]!, b[i + 11]!, b[i + 12]!, b[i + 13]!, b[i + 14]!, b[i + 15]!);
+    }
+    for (; i + 4 <= end; i += 4) s += fcc(b[i]!, b[i + 1]!, b[i + 2]!, b[i + 3]!);
+    for (; i < end; i++) s += fcc(b[i]!);
     return s;
   }
   if (NodeBuffer) return NodeBuffer.from(bytes.buffer, bytes.byteOffset + start, n).toString('latin1');
   let s = '';
   for (let i = start; i < end; i += 8192) {
-    s += String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + 8192)) as unknown as number[]);
+    s += fcc.apply(null, bytes.subarray(i, Math.min(end, i + 8192)) as unknown as number[]);
   }
   return s;
 }

@@ -588,6 +588,10 @@ export class KvStore {
     const norm = new Array<NormalizedRecord>(n);
     const crcs = new Array<number>(n);
     const vpos = new Array<number>(n);
+    const slots = new Array<number | undefined>(n);
+    // Slots found while validating stay valid for the writes unless the batch deletes or repeats a key.
+    let relookup = false;
+    const seen = n > 1 ? new Set<string>() : null;
     const L = this.layout;
     L.reset();
     for (let i = 0; i < n; i++) {
@@ -602,6 +606,9 @@ export class KvStore {
       else if (op.type === 'del') vb = null;
       else throw new InvalidArgumentError(`batch operation ${i} has type ${JSON.stringify((op as { type?: unknown }).type)}; use 'put' or 'del'`);
       kss[i] = ks;
+      slots[i] = s;
+      if (vb === null) relookup = true;
+      if (seen !== null) { if (seen.has(ks)) relookup = true; else seen.add(ks); }
       records[i] = { key: kb, value: vb };
       norm[i] = { key: kb, value: vb, headerKeys: [], headerValues: [], timestamp: 0 };
       vpos[i] = L.add(kb.length, vb === null ? -1 : vb.length, false);
@@ -616,7 +623,7 @@ export class KvStore {
       const ks = kss[i]!;
       const v = records[i]!.value as Uint8Array | null;
       if (v === null) ix.del(ks, undefined);
-      else ix.put(ks, ix.tree.get(ks), w.base + i, w.batchPos + vpos[i]!, v.length, crcs[i]!);
+      else ix.put(ks, relookup ? ix.tree.get(ks) : slots[i], w.base + i, w.batchPos + vpos[i]!, v.length, crcs[i]!);
       this.cache.delete(ks);
     }
   }
