@@ -1005,12 +1005,11 @@ export class KvStore {
     // Everything the checkpoint refers to must be durable before it is.
     await p.flush();
     const pause = () => new Promise<void>((r) => setImmediate(r));
-    let i = 0;
-    for (const [ks, s] of tree.entries()) {
-      snap.keys.push(ks);
-      snap.slots.push(s);
-      if ((++i & 0xffff) === 0) await pause();
-    }
+    // forEach hands out keys without allocating a pair per entry (a million keys take tens of ms).
+    const keys = snap.keys;
+    const slots = snap.slots;
+    tree.forEach((s, ks) => { keys.push(ks); slots.push(s); });
+    await pause();
     const bytes = await encodeCheckpoint(snap, this.crc, pause);
     await this.storage.writeFileAtomic(this.checkpointPath, bytes);
     this.cpOffset = covered;
