@@ -124,8 +124,18 @@ export class Store {
         try { parsed = JSON.parse(new TextDecoder().decode(raw)) as Metadata; } catch (e) {
           throw new InvalidArgumentError(`store metadata ${path.join(this.dir, METADATA_FILE)} is not valid JSON: ${(e as Error).message}`);
         }
-        if (parsed.format !== METADATA_FORMAT || typeof parsed.topics !== 'object') {
-          throw new InvalidArgumentError(`store metadata format ${parsed.format} is not supported (expected ${METADATA_FORMAT})`);
+        if (parsed === null || typeof parsed !== 'object' || parsed.format !== METADATA_FORMAT || typeof parsed.topics !== 'object' || parsed.topics === null) {
+          throw new InvalidArgumentError(`store metadata format ${parsed?.format} is not supported (expected ${METADATA_FORMAT})`);
+        }
+        // A hand-edited (or damaged) file must not name a path or an absurd partition count.
+        for (const [name, t] of Object.entries(parsed.topics)) {
+          try { validateTopicName(name); } catch (e) {
+            throw new InvalidArgumentError(`store metadata ${path.join(this.dir, METADATA_FILE)}: ${(e as Error).message}`);
+          }
+          if (t === null || typeof t !== 'object' || !Number.isInteger(t.partitions) || t.partitions < 1 || t.partitions > MAX_PARTITIONS) {
+            throw new InvalidArgumentError(`store metadata ${path.join(this.dir, METADATA_FILE)}: topic '${name}' needs a partition count in [1, ${MAX_PARTITIONS}]`);
+          }
+          if (t.config === null || typeof t.config !== 'object') t.config = {};
         }
         this.meta = parsed;
       }
@@ -136,6 +146,8 @@ export class Store {
         if (!m || !st.isDirectory(path.join(this.dir, name))) continue;
         const topic = m[1]!;
         const id = Number(m[2]);
+        // Only canonical numbers (t-01 is not partition 1's directory) below the partition limit.
+        if (String(id) !== m[2] || id >= MAX_PARTITIONS) continue;
         try { validateTopicName(topic); } catch { continue; }
         const t = this.meta.topics[topic];
         if (!t) { this.meta.topics[topic] = { partitions: id + 1, config: {} }; adopted = true; }
@@ -291,7 +303,14 @@ export class Store {
 
   private openKv(topic: string, open: () => Promise<KvStore>): Promise<KvStore> {
     const have = this.kvs.get(topic);
-    if (have) return have;
+    // A namespace the caller closed itself is opened again.
+    if (have) {
+      return have.then((kv) => {
+        if (!kv.isClosed) return kv;
+        if (this.kvs.get(topic) === have) this.kvs.delete(topic);
+        return this.openKv(topic, open);
+      });
+    }
     const p = open();
     this.kvs.set(topic, p);
     p.catch(() => { if (this.kvs.get(topic) === p) this.kvs.delete(topic); });

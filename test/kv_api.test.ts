@@ -388,9 +388,16 @@ test('read-only open: reads work, writes are refused; a missing namespace is not
 });
 
 test('closed namespaces refuse calls; the store closes its namespaces and reuses open ones', async () => {
-  const { store, kv } = await open(tmpDir('kv-'));
+  const { store, kv: first } = await open(tmpDir('kv-'));
+  assert.equal(await store.kv('t'), first);
+  first.putSync('k', 'v');
+  await first.close();
+  assert.throws(() => first.getSync('k'), { code: 'ERR_CLOSED' });
+  // A namespace closed by its user is opened again by the next store.kv().
+  const kv = await store.kv('t');
+  assert.notEqual(kv, first);
+  assert.equal(str(kv.getSync('k')), 'v');
   assert.equal(await store.kv('t'), kv);
-  kv.putSync('k', 'v');
   await store.close();
   assert.equal(kv.isClosed, true);
   assert.throws(() => kv.getSync('k'), { code: 'ERR_CLOSED' });
