@@ -469,3 +469,26 @@ test('a read in progress goes on from the archive when its local segments are ev
     }
   }
 });
+
+test('local retention by time, and uploads read back and compared when verifyReadBack is set', async () => {
+  const tier = memoryTier({ localRetentionMs: 30 * 60_000, verifyReadBack: true, verifyBatchesOnUpload: true });
+  const { store, p } = await openTiered(tmp(), tier);
+  try {
+    const now = Date.now();
+    await appendAll(p, makeRecords(300, 60, { t0: now - 3 * 3_600_000 }));
+    p.roll();
+    await appendAll(p, makeRecords(300, 61, { t0: now - 60_000 }));
+    await p.flush();
+    const expected = await readPlain(p);
+    const readBefore = store.tier!.objects.counters.bytesRead;
+    await store.tier!.archiveNow();
+    const st = store.tier!.status().partitions[0]!;
+    assert.equal(p.localLogStartOffset, 300, 'segments older than local retention were evicted, newer ones kept');
+    assert.equal(st.pendingSegments, 0);
+    assert.ok(store.tier!.objects.counters.bytesRead - readBefore >= st.uploadedBytes, 'every uploaded byte was read back');
+    assert.deepEqual(await readPlain(p, { offset: 0 }), expected);
+  } finally {
+    await store.close();
+    forgetMemoryTier(tier);
+  }
+});
