@@ -851,54 +851,54 @@ export class KvStore {
     }
   }
 
-  /** Key-value pairs within bounds, in byte order of keys (synchronous iterator). */
-  rangeSync(opts?: RangeOptions): Generator<KvEntry, void, undefined> {
-    this.checkOpen();
-    return this.rangeOf(this.bounds(opts));
-  }
-
-  private *rangeOf(b: Bounds): Generator<KvEntry, void, undefined> {
+  /** Refills `out` with the next chunk of a range; returns false once the range is exhausted. */
+  private rangeFiller<T>(b: Bounds, withValues: boolean, make: (key: Uint8Array, value: Uint8Array | undefined) => T): (out: T[]) => boolean {
     const keys: string[] = [];
     const slots: number[] = [];
     const vals: Uint8Array[] = [];
     let last: string | null = null;
     let left = b.limit;
     let chunk = 64;
-    while (left > 0) {
+    return (out) => {
+      if (left <= 0) return false;
       this.checkOpen();
       keys.length = 0;
       slots.length = 0;
       const more = this.fetchChunk(b, last, Math.min(chunk, left), keys, slots) && keys.length > 0;
-      vals.length = keys.length;
-      this.valuesOf(keys, slots, vals);
-      const batch: KvEntry[] = new Array(keys.length);
-      for (let i = 0; i < keys.length; i++) batch[i] = { key: byteStringToBytes(keys[i]!), value: vals[i]! };
+      if (withValues) {
+        vals.length = keys.length;
+        this.valuesOf(keys, slots, vals);
+      }
+      for (let i = 0; i < keys.length; i++) out.push(make(byteStringToBytes(keys[i]!), withValues ? vals[i]! : undefined));
       left -= keys.length;
       if (more) last = keys[keys.length - 1]!;
-      yield* batch;
-      if (!more) return;
       chunk = RANGE_CHUNK;
-    }
+      return more && left > 0;
+    };
+  }
+
+  /** Key-value pairs within bounds, in byte order of keys (synchronous iterator). */
+  rangeSync(opts?: RangeOptions): IterableIterator<KvEntry> {
+    this.checkOpen();
+    return new SyncCursor(new Chunks(this.rangeFiller(this.bounds(opts), true, (key, value): KvEntry => ({ key, value: value! }))));
   }
 
   /** Key-value pairs within bounds, in byte order of keys (async iterator; see rangeSync). */
   range(opts?: RangeOptions): AsyncIterableIterator<KvEntry> {
-    return new ChunkedAsyncIterator(this.rangeSync(opts));
+    this.checkOpen();
+    return new AsyncCursor(new Chunks(this.rangeFiller(this.bounds(opts), true, (key, value): KvEntry => ({ key, value: value! }))));
   }
 
   /** Keys within bounds, in byte order (synchronous iterator). */
-  keysSync(opts?: RangeOptions): Generator<Uint8Array, void, undefined> {
+  keysSync(opts?: RangeOptions): IterableIterator<Uint8Array> {
     this.checkOpen();
-    return this.keysOf(this.bounds(opts));
-  }
-
-  private *keysOf(b: Bounds): Generator<Uint8Array, void, undefined> {
-    for (const [ks] of this.scanBounds(b)) yield byteStringToBytes(ks);
+    return new SyncCursor(new Chunks(this.rangeFiller(this.bounds(opts), false, (key) => key)));
   }
 
   /** Keys within bounds, in byte order (async iterator). */
   keys(opts?: RangeOptions): AsyncIterableIterator<Uint8Array> {
-    return new ChunkedAsyncIterator(this.keysSync(opts));
+    this.checkOpen();
+    return new AsyncCursor(new Chunks(this.rangeFiller(this.bounds(opts), false, (key) => key)));
   }
 
   // --- maintenance: checkpoints and compaction ------------------------------------------
@@ -1067,19 +1067,59 @@ export class KvStore {
   }
 }
 
-/** An async iterator over a synchronous one (whose work is done in chunks). */
-class ChunkedAsyncIterator<T> implements AsyncIterableIterator<T> {
-  private readonly src: Iterator<T>;
-  constructor(src: Iterator<T>) { this.src = src; }
+const END: unique symbol = Symbol('end');
+
+/** Items produced a chunk at a time by a synchronous filler. */
+class Chunks<T> {
+  private buf: T[] = [];
+  private i = 0;
+  private ended = false;
+  constructor(private readonly fill: (out: T[]) => boolean) {}
+
+  pull(): T | typeof END {
+    if (this.i < this.buf.length) return this.buf[this.i++]!;
+    while (!this.ended) {
+      this.buf = [];
+      this.i = 0;
+      this.ended = !this.fill(this.buf);
+      if (this.buf.length > 0) return this.buf[this.i++]!;
+    }
+    return END;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.buf = [];
+    this.i = 0;
+  }
+}
+
+class SyncCursor<T> implements IterableIterator<T> {
+  constructor(private readonly c: Chunks<T>) {}
+  next(): IteratorResult<T> {
+    const v = this.c.pull();
+    return v === END ? { value: undefined, done: true } : { value: v, done: false };
+  }
+  return(): IteratorResult<T> {
+    this.c.end();
+    return { value: undefined, done: true };
+  }
+  [Symbol.iterator](): IterableIterator<T> { return this; }
+}
+
+/** The async form: every step is already computed; next() resolves at once. */
+class AsyncCursor<T> implements AsyncIterableIterator<T> {
+  constructor(private readonly c: Chunks<T>) {}
   next(): Promise<IteratorResult<T>> {
     try {
-      return Promise.resolve(this.src.next());
+      const v = this.c.pull();
+      return Promise.resolve(v === END ? { value: undefined, done: true } : { value: v, done: false });
     } catch (err) {
       return Promise.reject(err);
     }
   }
   return(): Promise<IteratorResult<T>> {
-    this.src.return?.();
+    this.c.end();
     return Promise.resolve({ value: undefined, done: true });
   }
   [Symbol.asyncIterator](): AsyncIterableIterator<T> { return this; }
