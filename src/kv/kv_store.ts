@@ -161,6 +161,8 @@ export class KvStore {
   private cpOffset = 0;
   private mutationCount = 0;
   private bytesSinceCheckpoint = 0;
+  /** Size of the last checkpoint file written or loaded. */
+  private checkpointFileBytes = 0;
   private bytesSinceCompaction = 0;
   private bytesSinceCheck = 0;
   private compactor: KvCompactor | null = null;
@@ -263,6 +265,7 @@ export class KvStore {
     if (cp) {
       this.ix = cp.index;
       this.cpOffset = cp.covered;
+      this.checkpointFileBytes = raw?.length ?? 0;
       this.loadReport.fromCheckpoint = true;
       from = Math.max(from, cp.covered);
     }
@@ -938,7 +941,8 @@ export class KvStore {
   }
 
   private checkpointDue(): boolean {
-    return this.opts.checkpointBytes > 0 && this.bytesSinceCheckpoint >= this.opts.checkpointBytes;
+    // At least checkpointBytes, and at least the checkpoint's own size: writing one never costs more than replaying what it saves.
+    return this.opts.checkpointBytes > 0 && this.bytesSinceCheckpoint >= Math.max(this.opts.checkpointBytes, this.checkpointFileBytes);
   }
 
   private scheduleMaintenance(): void {
@@ -1012,6 +1016,7 @@ export class KvStore {
     await pause();
     const bytes = await encodeCheckpoint(snap, this.crc, pause);
     await this.storage.writeFileAtomic(this.checkpointPath, bytes);
+    this.checkpointFileBytes = bytes.length;
     this.cpOffset = covered;
     this.bytesSinceCheckpoint = Math.max(0, this.bytesSinceCheckpoint - bytesAtSnapshot);
   }
