@@ -67,6 +67,7 @@ function plainOperator(tier: TierConfig): Operator {
 function uploadCase(b: Backend): BenchCase {
   const sed = 'sediment archiver upload';
   const peer = 'OpenDAL write (bytes in memory)';
+  const peerFile = 'OpenDAL write (read files, then write)';
   return {
     name: `upload a closed 16 MiB segment (.log + .index + .timeindex), ${b.label}`,
     metric: gbPerSec(SEGMENT),
@@ -102,6 +103,19 @@ function uploadCase(b: Backend): BenchCase {
                 const e = await archiver.uploadSegment(seg);
                 const back = await op.read(objectDir + e.objects.log.key);
                 return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: e.objects.log.crc32c === logCrc };
+              },
+            },
+            {
+              name: peerFile,
+              role: 'peer',
+              note: 'reads the three files (fs.readFileSync), then three concurrent Operator.write calls; no check, no verification, no manifest',
+              async: true,
+              async run(n: number) {
+                for (let i = 0; i < n; i++) {
+                  const bytes = [seg.logPath, seg.index.path, seg.timeIndex.path].map((f) => fs.readFileSync(f));
+                  await Promise.all(keys.map((k, j) => op.write(k, bytes[j]!)));
+                }
+                return n;
               },
             },
             {
