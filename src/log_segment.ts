@@ -359,22 +359,53 @@ export class LogSegment {
     if (good) good = this.timeIndex.validPrefix(this.nextOffset > this.baseOffset ? this.nextOffset : Number.MAX_SAFE_INTEGER) === this.timeIndex.entries;
     // Kafka writes an entry every index.interval.bytes: none at all over a large log means a lost index.
     if (good) good = !(this.size > this.settings.indexIntervalBytes * 2 && this.size > 0 && this.index.entries === 0);
+    // Both indexes gain entries together (the time index only when the max
+    // timestamp grew, plus one on roll): far apart counts mean one was lost.
+    if (good) good = !(this.index.entries > 0 && this.timeIndex.entries === 0) && this.timeIndex.entries <= this.index.entries + 1;
     if (good) good = this.indexesMatchLog();
     if (!good) this.rebuildIndexes();
   }
 
-  /** Spot checks of loaded indexes against the log: first and last entries of both. */
+  /**
+   * Spot checks of loaded indexes against the log: first and last entries of
+   * both; no entry missing after the last one (the tail: the batches after
+   * the last offset index entry); and, for a closed segment, the time
+   * index's last entry (the one written on roll) not below a timestamp in
+   * that tail.
+   */
   private indexesMatchLog(): boolean {
     const n = this.index.entries;
     if (n > 0) {
       if (!this.entryHeader(this.index.entry(0), this.size)) return false;
-      if (n > 1 && !this.entryHeader(this.index.entry(n - 1), this.size)) return false;
+      const lastH = this.entryHeader(this.index.entry(n - 1), this.size);
+      if (!lastH) return false;
+      // A time entry was due with the last offset entry, for a max at least this batch's.
+      const lastT = this.timeIndex.lastEntry;
+      if (lastH.maxTimestamp >= 0 && (!lastT || lastT.timestamp < lastH.maxTimestamp)) return false;
     }
     for (const slot of this.timeIndex.entries > 1 ? [0, this.timeIndex.entries - 1] : this.timeIndex.entries === 1 ? [0] : []) {
       const t = this.timeIndex.entry(slot);
       const h = this.batchContaining(t.offset);
       if (!h || h.maxTimestamp !== t.timestamp) return false;
     }
+    // The tail after the last entry: an entry is due wherever more than
+    // index.interval.bytes went by (entries were cut off the end otherwise).
+    let pos = n > 0 ? this.index.entry(n - 1).position : 0;
+    let since = 0;
+    let tailMax = -1;
+    let atEntry = n > 0;
+    while (pos < this.size) {
+      const h = this.validHeader(pos, this.size, -1);
+      if (!h) return true; // damage in the log itself: reads report it
+      if (atEntry) { since = h.size; atEntry = false; } else {
+        if (since > this.settings.indexIntervalBytes) return false;
+        since += h.size;
+      }
+      if (h.maxTimestamp > tailMax) tailMax = h.maxTimestamp;
+      pos += h.size;
+    }
+    const lastT = this.timeIndex.lastEntry;
+    if (this.closed && tailMax >= 0 && (!lastT || lastT.timestamp < tailMax)) return false;
     return true;
   }
 

@@ -339,7 +339,7 @@ export class Partition {
   // --- append ------------------------------------------------------------------
 
   private checkWritable(): void {
-    if (this.closed) throw new ClosedError(`partition ${this.name}`);
+    if (this.closed || this.closing) throw new ClosedError(`partition ${this.name}`);
     if (this.readOnly) throw new ReadOnlyError(`partition ${this.name}`);
     if (this.failed) throw this.failed;
   }
@@ -366,6 +366,8 @@ export class Partition {
     const norm: NormalizedRecord[] = new Array(records.length);
     for (let i = 0; i < records.length; i++) {
       const r = normalizeRecord(records[i], i, now);
+      // Kafka refuses negative timestamps too; the time index and retention rely on it.
+      if (r.timestamp < 0) throw new InvalidArgumentError(`record ${i} timestamp ${r.timestamp} is negative`);
       const bound = RecordBatchEncoder.maxSize([r]);
       if (bound > limit) throw new RecordTooLargeError(bound, limit, `record ${i} (framed)`);
       norm[i] = r;
@@ -379,6 +381,10 @@ export class Partition {
       if (keep && !keep[i]) { dropped.push(i); offsets[i] = -1; } else kept.push(norm[i]!);
     }
     const baseOffset = this.logEndOffset;
+    if (baseOffset + kept.length > Number.MAX_SAFE_INTEGER) {
+      this.appendFilter?.aborted?.();
+      throw new InvalidArgumentError(`offsets would pass 2^53 - 1 (logEndOffset ${baseOffset})`);
+    }
     try {
       let start = 0;
       while (start < kept.length) {
@@ -464,6 +470,8 @@ export class Partition {
    */
   flush(): Promise<void> {
     if (this.readOnly || this.closed) return Promise.resolve();
+    // After a failed write or fsync nothing more can be promised durable (until reopened).
+    if (this.failed) return Promise.reject(this.failed);
     if (this.queuedFlush) return this.queuedFlush;
     const prev = this.runningFlush ?? Promise.resolve();
     const p: Promise<void> = prev.catch(() => undefined).then(async () => {
@@ -867,12 +875,22 @@ export class Partition {
   /** Flushes, writes the clean-shutdown marker and closes every file. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // From here on appends are refused: the marker must not claim data a flush did not cover.
+    this.closing = true;
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
-    if (!this.readOnly && !this.failed) {
-      await this.flush();
-      await this.storage.writeFileAtomic(path.join(this.dir, CLEAN_SHUTDOWN_FILE), new Uint8Array(0));
+    try {
+      if (!this.readOnly && !this.failed) {
+        await this.flush();
+        await this.storage.writeFileAtomic(path.join(this.dir, CLEAN_SHUTDOWN_FILE), new Uint8Array(0));
+      }
+    } finally {
+      this.closeFiles();
     }
+  }
+
+  private closeFiles(): void {
+    if (this.closed) return;
     this.closed = true;
     this.notify();
     for (const s of this.segments) s.close();
