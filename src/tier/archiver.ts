@@ -24,7 +24,6 @@ import { Kernels } from '../kernels.js';
 import { Storage } from '../storage.js';
 import { Partition } from '../partition.js';
 import { LogSegment } from '../log_segment.js';
-import { LOG_OVERHEAD } from '../record_batch.js';
 import { Crc32c } from '../crc32c.js';
 import { BackpressureError, CorruptionError, InvalidArgumentError, ObjectStoreError, SedimentError, TierConflictError } from '../errors.js';
 import { ObjectStore } from './object_store.js';
@@ -34,7 +33,7 @@ import {
   ArchiveLayout, Manifest, ManifestSegment, ObjectKind, OBJECT_KINDS, archivedUpTo, crcHex, emptyManifest, parseManifest,
   segmentObjectKey, serializeManifest, manifestBytes, MANIFEST_NAME,
 } from './manifest.js';
-import { SegmentChecker, SegmentFacts } from './segment_check.js';
+import { SegmentChecker, SegmentFacts, archivedBatchLimit } from './segment_check.js';
 import { RemotePartitionReader } from './remote_reader.js';
 
 /** The local copy of the partition's manifest (in the partition directory). */
@@ -145,7 +144,7 @@ export class PartitionArchiver {
     this.d = d;
     this.dir = d.layout.partitionDir(p.topic, p.id);
     this.manifest = this.loadLocalManifest() ?? emptyManifest(p.topic, p.id);
-    this.maxBatchBytes = Math.max(p.config.maxMessageBytes, 1 << 20) + LOG_OVERHEAD;
+    this.maxBatchBytes = archivedBatchLimit(p.config.maxMessageBytes);
     this.reader = new RemotePartitionReader({
       k: d.k, crc: d.crc, store: d.store, cache: d.cache, dir: this.dir, manifest: () => this.manifest,
       chunkBytes: d.config.chunkBytes, prefetchChunks: d.config.prefetchChunks, maxBatchBytes: this.maxBatchBytes,

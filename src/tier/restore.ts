@@ -20,7 +20,6 @@ import { getKernelsSync } from '../kernels.js';
 import { defaultStorage, Storage } from '../storage.js';
 import { Crc32c } from '../crc32c.js';
 import { CorruptionError, InvalidArgumentError, ObjectStoreError, TopicExistsError, TopicNotFoundError } from '../errors.js';
-import { LOG_OVERHEAD } from '../record_batch.js';
 import { segmentFileName, LOG_SUFFIX } from '../log_segment.js';
 import { CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE } from '../partition.js';
 import { resolveTopicConfig, TopicConfig, validateTopicName } from '../topic_config.js';
@@ -31,7 +30,7 @@ import {
   parseCatalog, parseManifest, parsePartitionDirName, partitionHash, serializeManifest,
 } from './manifest.js';
 import { LOCAL_MANIFEST_FILE } from './archiver.js';
-import { SegmentChecker } from './segment_check.js';
+import { SegmentChecker, archivedBatchLimit } from './segment_check.js';
 import { XxHash64 } from '../xxhash64.js';
 
 export interface RestoreProgress {
@@ -139,7 +138,7 @@ export async function restoreStore(dir: string, tier: TierConfig, opts: RestoreO
 
     // 3. Stage, verify and move each partition into place, then create the topic.
     for (const t of plan) {
-      const maxBatchBytes = Math.max(resolveTopicConfig(t.config).maxMessageBytes, 1 << 20) + LOG_OVERHEAD;
+      const maxBatchBytes = archivedBatchLimit(resolveTopicConfig(t.config).maxMessageBytes);
       for (const m of t.manifests) {
         const pdir = path.join(staging, `${t.name}-${m.partition}`);
         storage.mkdirp(pdir);

@@ -5,7 +5,7 @@
 // cut by a chunk boundary is carried over to the next.
 
 import { Kernels, WasmBuffer } from '../kernels.js';
-import { BatchScanner, ScanStop, SCAN_STOP_NAMES, ATTR_CONTROL } from '../record_batch.js';
+import { BatchScanner, ScanStop, SCAN_STOP_NAMES, ATTR_CONTROL, LOG_OVERHEAD } from '../record_batch.js';
 import { Crc32c } from '../crc32c.js';
 import { CorruptionError } from '../errors.js';
 
@@ -24,6 +24,15 @@ export interface SegmentFacts {
   lastOffset: number;
   /** Last offset of the last data (non-control) batch, or -1. */
   lastDataOffset: number;
+}
+
+/**
+ * Largest batch accepted in an archived segment: the topic's limit, but at
+ * least the largest limit a topic may have (64 MiB), so lowering a topic's
+ * maxMessageBytes never makes older batches unreadable or unarchivable.
+ */
+export function archivedBatchLimit(maxMessageBytes: number): number {
+  return Math.max(maxMessageBytes, 64 << 20) + LOG_OVERHEAD;
 }
 
 /** Bytes copied into wasm memory per step. */
