@@ -52,10 +52,10 @@ async function collect(it: AsyncIterable<StoredRecord>, got: PlainRecord[] = [])
 }
 
 /** Runs a replay and returns the records it gave and the error it ended with (if any). */
-async function attempt(it: AsyncIterable<StoredRecord>, ms = 15_000): Promise<{ got: PlainRecord[]; err: unknown }> {
+async function attempt(it: AsyncIterable<StoredRecord> & { return?(): unknown }, ms = 15_000): Promise<{ got: PlainRecord[]; err: unknown }> {
   const got: PlainRecord[] = [];
   try {
-    await within(collect(it, got), ms, 'replay');
+    await within(collect(it, got), ms, 'replay', () => it.return?.());
     return { got, err: undefined };
   } catch (err) {
     return { got, err };
@@ -70,7 +70,7 @@ function isTyped(err: unknown, cls: abstract new (...args: never[]) => SedimentE
 
 // --- manifests ---------------------------------------------------------------
 
-test('manifest rules: every broken field is a ManifestError naming the field', () => {
+test('manifest rules: every broken field is a ManifestError naming the field', { timeout: 120_000 }, () => {
   const good = a.manifest;
   assert.equal(parseManifest(JSON.stringify(good)).segments.length, good.segments.length);
   const cases: [string, (m: ManifestJson & Record<string, unknown>) => void][] = [
@@ -127,7 +127,7 @@ test('manifest rules: every broken field is a ManifestError naming the field', (
   assert.ok(DEFAULT_MAX_SEGMENTS >= 100_000);
 });
 
-test('manifest text that is not a manifest: not JSON, not UTF-8, not an object, prototype tricks, deep nesting', () => {
+test('manifest text that is not a manifest: not JSON, not UTF-8, not an object, prototype tricks, deep nesting', { timeout: 120_000 }, () => {
   const bad: (string | Uint8Array)[] = [
     '', 'null', '[]', '"manifest"', '{"format":1', new Uint8Array([0xff, 0xfe, 0x7b, 0x7d]),
     '{"__proto__":{"format":1},"topic":"t"}', '['.repeat(100_000), '{"a":'.repeat(50_000),
@@ -136,7 +136,7 @@ test('manifest text that is not a manifest: not JSON, not UTF-8, not an object, 
   assert.equal(({} as Record<string, unknown>).format, undefined, 'no prototype pollution');
 });
 
-test('property: any mutation of a manifest is either a valid manifest or a ManifestError', () => {
+test('property: any mutation of a manifest is either a valid manifest or a ManifestError', { timeout: 120_000 }, () => {
   const base = clone(a.manifest) as unknown as Record<string, unknown>;
   const jsonValue = fc.oneof(fc.integer(), fc.double(), fc.string(), fc.constant(null), fc.boolean(), fc.constant(-1),
     fc.constant(2 ** 53), fc.array(fc.integer(), { maxLength: 3 }), fc.dictionary(fc.string(), fc.integer(), { maxKeys: 2 }));
@@ -171,7 +171,7 @@ test('property: any mutation of a manifest is either a valid manifest or a Manif
   }), { numRuns: 300 });
 });
 
-test('a manifest bigger than maxManifestBytes is refused while it streams (endless body)', async () => {
+test('a manifest bigger than maxManifestBytes is refused while it streams (endless body)', { timeout: 120_000 }, async () => {
   let sent = 0;
   const f = memoryFetch(pristine, {
     tamper: (req, res) => req.path.endsWith('manifest.json')
@@ -196,7 +196,7 @@ async function withHeaders(res: Response, edit: (h: Headers) => void, body?: Uin
   return new Response(bytes as Uint8Array<ArrayBuffer>, { status: res.status, headers: h });
 }
 
-test('206 responses that do not match the range asked for are typed errors', async () => {
+test('206 responses that do not match the range asked for are typed errors', { timeout: 120_000 }, async () => {
   const cases: [string, (res: Response) => Promise<Response>, abstract new (...args: never[]) => SedimentError][] = [
     ['wrong start', (res) => withHeaders(res, (h) => { const cr = h.get('content-range')!; h.set('content-range', cr.replace(/bytes (\d+)-/, (_m, s) => `bytes ${Number(s) + 1}-`)); }), BadResponseError],
     ['wrong total', (res) => withHeaders(res, (h) => { h.set('content-range', h.get('content-range')!.replace(/\/\d+$/, '/99999999')); }), CorruptionError],
@@ -212,7 +212,7 @@ test('206 responses that do not match the range asked for are typed errors', asy
   }
 });
 
-test('tolerated: a 206 without Content-Range (not exposed) but with the right length, and extra bytes past the range', async () => {
+test('tolerated: a 206 without Content-Range (not exposed) but with the right length, and extra bytes past the range', { timeout: 120_000 }, async () => {
   const noCr = memoryFetch(pristine, { tamper: logOnly((res) => withHeaders(res, (h) => h.delete('content-range'))) });
   assert.deepEqual(await collect(replay(url(), { fetch: noCr })), expected);
   // A server that sends more than asked (s3rver does for some ranges): the rest is discarded.
@@ -227,7 +227,7 @@ test('tolerated: a 206 without Content-Range (not exposed) but with the right le
   assert.deepEqual(await collect(replay(url(), { fetch: more })), expected);
 });
 
-test('status codes: 404, 403, 416, 5xx (retried, then HttpError), 206 to a plain GET', async () => {
+test('status codes: 404, 403, 416, 5xx (retried, then HttpError), 206 to a plain GET', { timeout: 120_000 }, async () => {
   const status = (code: number, where = '.log') => memoryFetch(pristine, { tamper: (req, res) => (req.path.endsWith(where) ? new Response('x', { status: code }) : res) });
   isTyped((await attempt(replay(url(), { fetch: status(404) }))).err, ObjectNotFoundError, 'ERR_NOT_FOUND');
   isTyped((await attempt(replay(url(), { fetch: status(403) }))).err, AccessDeniedError, 'ERR_ACCESS_DENIED');
@@ -246,7 +246,7 @@ test('status codes: 404, 403, 416, 5xx (retried, then HttpError), 206 to a plain
   isTyped((await attempt(replay(url(), { fetch: partialManifest }))).err, BadResponseError);
 });
 
-test('network failures and an ETag that changes between requests', async () => {
+test('network failures and an ETag that changes between requests', { timeout: 120_000 }, async () => {
   let calls = 0;
   const broken = async (): Promise<Response> => { calls++; throw new TypeError('fetch failed'); };
   isTyped((await attempt(replay(url(), { fetch: broken, retries: 1, retryDelayMs: 1 }))).err, NetworkError, 'ERR_NETWORK');
@@ -256,7 +256,7 @@ test('network failures and an ETag that changes between requests', async () => {
   isTyped((await attempt(replay(url(), { fetch: flapping, chunkBytes: 64 * 1024, firstChunkBytes: 4096 }))).err, ObjectChangedError, 'ERR_OBJECT_CHANGED');
 });
 
-test('stalls end in TimeoutError: no headers, a body that stops, a body that trickles past requestTimeoutMs', async () => {
+test('stalls end in TimeoutError: no headers, a body that stops, a body that trickles past requestTimeoutMs', { timeout: 120_000 }, async () => {
   const noHeaders = memoryFetch(pristine);
   const hang = async (input: string, init: RequestInit): Promise<Response> => {
     if (!input.endsWith('.log')) return noHeaders(input, init);
@@ -287,7 +287,7 @@ test('stalls end in TimeoutError: no headers, a body that stops, a body that tri
   isTyped((await attempt(replay(url(), { fetch: trickle, timeoutMs: 1000, requestTimeoutMs: 300, retries: 0 }), 5000)).err, TimeoutError);
 });
 
-test('a real socket server: stalled body, reset connection, endless manifest', async () => {
+test('a real socket server: stalled body, reset connection, endless manifest', { timeout: 120_000 }, async () => {
   const dir = dirPath();
   const srv = await rawServer((req, res) => {
     const p = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
@@ -314,7 +314,7 @@ test('a real socket server: stalled body, reset connection, endless manifest', a
   }
 });
 
-test('a server that ignores Range and sends a longer object than the manifest says', async () => {
+test('a server that ignores Range and sends a longer object than the manifest says', { timeout: 120_000 }, async () => {
   const longer = memoryFetch(pristine, {
     ignoreRange: true,
     tamper: logOnly(async (res) => { const b = new Uint8Array(await res.arrayBuffer()); const x = new Uint8Array(b.length + 10); x.set(b); return new Response(x, { status: 200 }); }),
@@ -349,7 +349,7 @@ function batchPositions(log: Uint8Array): number[] {
   } finally { sc.free(); buf.free(); }
 }
 
-test('a flipped bit inside a batch: CorruptionError after the records before it', async () => {
+test('a flipped bit inside a batch: CorruptionError after the records before it', { timeout: 120_000 }, async () => {
   const seg = 2;
   const log = pristine.get(logPath(seg))!;
   const pos = batchPositions(log)[3]! + 70;
@@ -361,7 +361,7 @@ test('a flipped bit inside a batch: CorruptionError after the records before it'
   assert.deepEqual(got, expected.slice(0, got.length));
 });
 
-test('batch lengths: over maxBatchBytes is RecordTooLargeError, below a header is corruption', async () => {
+test('batch lengths: over maxBatchBytes is RecordTooLargeError, below a header is corruption', { timeout: 120_000 }, async () => {
   const log0 = pristine.get(logPath(1))!;
   const p = batchPositions(log0)[2]!;
   const setLen = (n: number) => edited((files) => { new DataView(files.get(logPath(1))!.buffer).setInt32(p + 8, n); });
@@ -373,7 +373,7 @@ test('batch lengths: over maxBatchBytes is RecordTooLargeError, below a header i
   isTyped((await attempt(replay(url(), { fetch: memoryFetch(pristine), maxBatchBytes: 1024 }))).err, RecordTooLargeError);
 });
 
-test('logs that end early: inside a batch, or at a batch boundary before the manifest lastOffset', async () => {
+test('logs that end early: inside a batch, or at a batch boundary before the manifest lastOffset', { timeout: 120_000 }, async () => {
   const seg = 1;
   const log = pristine.get(logPath(seg))!;
   const cut = (n: number) => edited((files, m) => {
@@ -394,7 +394,7 @@ test('logs that end early: inside a batch, or at a batch boundary before the man
   isTyped((await attempt(replay(url(), { fetch: f3 }))).err, CorruptionError);
 });
 
-test('offsets outside the CRC: a base offset moved backwards or past the segment is corruption', async () => {
+test('offsets outside the CRC: a base offset moved backwards or past the segment is corruption', { timeout: 120_000 }, async () => {
   const seg = 1;
   const log = pristine.get(logPath(seg))!;
   const positions = batchPositions(log);
@@ -413,7 +413,7 @@ test('offsets outside the CRC: a base offset moved backwards or past the segment
   isTyped((await attempt(replay(url(), { fetch: f }))).err, CorruptionError);
 });
 
-test('indexes: CRC mismatch, entries out of order, an entry pointing inside a batch', async () => {
+test('indexes: CRC mismatch, entries out of order, an entry pointing inside a batch', { timeout: 120_000 }, async () => {
   const seg = 2;
   const s = a.manifest.segments[seg]!;
   const from = { offset: s.baseOffset + Math.floor((s.lastOffset - s.baseOffset) * 0.8) };
@@ -442,7 +442,7 @@ test('indexes: CRC mismatch, entries out of order, an entry pointing inside a ba
   isTyped((await attempt(replay(url(), { fetch: f5, from: { timestamp: expected[s.baseOffset + 5]!.timestamp } }))).err, CorruptionError);
 });
 
-test('codecs: a gzip bomb is refused by maxInflatedBytes, garbage gzip is corruption, snappy is unsupported', async () => {
+test('codecs: a gzip bomb is refused by maxInflatedBytes, garbage gzip is corruption, snappy is unsupported', { timeout: 120_000 }, async () => {
   const root = path.join(tmp, 'codecs');
   const enc = new TextEncoder();
   // One record with an 8 MiB value of zeros (built by hand: refRecords spreads bytes into arguments).
@@ -474,7 +474,7 @@ test('codecs: a gzip bomb is refused by maxInflatedBytes, garbage gzip is corrup
 
 // --- fuzzing -------------------------------------------------------------------
 
-test('fuzz: random byte edits of the logs give correct records, then at most a typed error', async () => {
+test('fuzz: random byte edits of the logs give correct records, then at most a typed error', { timeout: 120_000 }, async () => {
   const logs = a.manifest.segments.map((s, i) => ({ path: logPath(i), positions: batchPositions(pristine.get(logPath(i))!), size: s.objects.log.size }));
   await fc.assert(fc.asyncProperty(
     fc.array(fc.tuple(fc.nat({ max: logs.length - 1 }), fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 6 }),
@@ -505,7 +505,7 @@ test('fuzz: random byte edits of the logs give correct records, then at most a t
     }), { numRuns: 60 });
 });
 
-test('fuzz: random edits of the manifest text and of index objects', async () => {
+test('fuzz: random edits of the manifest text and of index objects', { timeout: 120_000 }, async () => {
   const manifestText = new TextEncoder().encode(JSON.stringify(a.manifest));
   const idx = a.manifest.segments.map((s) => `${dirPath()}${s.objects.index.key}`);
   await fc.assert(fc.asyncProperty(
@@ -529,7 +529,7 @@ test('fuzz: random edits of the manifest text and of index objects', async () =>
     }), { numRuns: 80 });
 });
 
-test('writeManifest and refreshObject keep a hand-edited archive consistent (fixture self-check)', async () => {
+test('writeManifest and refreshObject keep a hand-edited archive consistent (fixture self-check)', { timeout: 120_000 }, async () => {
   const root = path.join(tmp, 'selfcheck');
   const b = await buildArchive({ root, records: makeRecords(50, 3), segmentBytes: 4096 });
   try {

@@ -55,13 +55,13 @@ function fromTime(recs: PlainRecord[], ts: number): PlainRecord[] {
   return i < 0 ? [] : recs.slice(i);
 }
 
-test('the fixture archive has several segments with non-empty indexes', () => {
+test('the fixture archive has several segments with non-empty indexes', { timeout: 120_000 }, () => {
   assert.ok(a.manifest.segments.length >= 5, `${a.manifest.segments.length} segments`);
   assert.ok(a.manifest.segments.every((s) => s.objects.index.size > 0 && s.objects.timeindex.size > 0));
   assert.equal(a.records.length, 4000);
 });
 
-test('a whole replay over HTTP equals what the local partition reads', async () => {
+test('a whole replay over HTTP equals what the local partition reads', { timeout: 120_000 }, async () => {
   const r = replay(url);
   assert.deepEqual(await collect(r), expected);
   const total = a.manifest.segments.reduce((n, s) => n + s.objects.log.size, 0);
@@ -73,7 +73,7 @@ test('a whole replay over HTTP equals what the local partition reads', async () 
   assert.equal(r.stats.roundTripsToFirstRecord, 2);
 });
 
-test('replay from offsets: segment bases, their neighbours, random offsets, the end', async () => {
+test('replay from offsets: segment bases, their neighbours, random offsets, the end', { timeout: 120_000 }, async () => {
   const offsets = new Set<number>([0, 1, 3999, 4000]);
   for (const s of a.manifest.segments) { offsets.add(s.baseOffset); offsets.add(s.baseOffset + 1); if (s.baseOffset > 0) offsets.add(s.baseOffset - 1); }
   for (let i = 0; i < 12; i++) offsets.add(Math.floor((i * 4001) / 12));
@@ -85,7 +85,7 @@ test('replay from offsets: segment bases, their neighbours, random offsets, the 
   }
 });
 
-test('round trips to the first record: manifest, index, one range', async () => {
+test('round trips to the first record: manifest, index, one range', { timeout: 120_000 }, async () => {
   const mid = a.manifest.segments[3]!;
   const r1 = replay(url, { from: { offset: mid.baseOffset + 37 } });
   await r1.next();
@@ -102,7 +102,7 @@ test('round trips to the first record: manifest, index, one range', async () => 
   await r3.return();
 });
 
-test('replay from timestamps matches the first record at or after the time', async () => {
+test('replay from timestamps matches the first record at or after the time', { timeout: 120_000 }, async () => {
   const f = memoryFetch(files);
   const archive = await openArchive(memUrl(a), { fetch: f });
   const ts = [expected[0]!.timestamp - 1000, expected[0]!.timestamp, Math.max(...expected.map((r) => r.timestamp)) + 1];
@@ -117,7 +117,7 @@ test('replay from timestamps matches the first record at or after the time', asy
   }
 });
 
-test('endOffset and maxRecords stop the replay (and stop fetching)', async () => {
+test('endOffset and maxRecords stop the replay (and stop fetching)', { timeout: 120_000 }, async () => {
   const log: LoggedRequest[] = [];
   const archive = await openArchive(memUrl(a), { fetch: memoryFetch(files, { log }) });
   assert.deepEqual(await collect(archive.records({ from: { offset: 100 }, endOffset: 250 })), expected.slice(100, 250));
@@ -129,7 +129,7 @@ test('endOffset and maxRecords stop the replay (and stop fetching)', async () =>
   assert.ok(log.every((r) => r.path.includes(seg0.objects.log.key.slice(0, 20))), 'only the first segment is fetched');
 });
 
-test('memory stays bounded: ranges no larger than chunkBytes, no whole-log GET, a late start fetches little', async () => {
+test('memory stays bounded: ranges no larger than chunkBytes, no whole-log GET, a late start fetches little', { timeout: 120_000 }, async () => {
   const log: LoggedRequest[] = [];
   const f = memoryFetch(files, { log });
   const chunk = 64 * 1024;
@@ -147,7 +147,7 @@ test('memory stays bounded: ranges no larger than chunkBytes, no whole-log GET, 
   assert.ok(r.stats.bytesReceived < total / 4, `read ${r.stats.bytesReceived} of ${total} bytes`);
 });
 
-test('batches larger than a range are assembled across ranges', async () => {
+test('batches larger than a range are assembled across ranges', { timeout: 120_000 }, async () => {
   const bigFiles = filesOf(big.root);
   const want = big.records.map(plain);
   for (const [chunkBytes, prefetch] of [[64 * 1024, 0], [64 * 1024, 3], [1 << 20, 1]] as const) {
@@ -159,7 +159,7 @@ test('batches larger than a range are assembled across ranges', async () => {
   assert.deepEqual(got, want.slice(19));
 });
 
-test('property: any chunking, prefetch and start give the same records', async () => {
+test('property: any chunking, prefetch and start give the same records', { timeout: 120_000 }, async () => {
   const f = memoryFetch(files);
   const archive = await openArchive(memUrl(a), { fetch: f, kernels: getKernelsSync() });
   await fc.assert(fc.asyncProperty(
@@ -172,7 +172,7 @@ test('property: any chunking, prefetch and start give the same records', async (
     }), { numRuns: 40 });
 });
 
-test('a server that ignores Range: one sequential GET per object under maxWholeBodyBytes, a typed error over it', async () => {
+test('a server that ignores Range: one sequential GET per object under maxWholeBodyBytes, a typed error over it', { timeout: 120_000 }, async () => {
   const log: LoggedRequest[] = [];
   const f = memoryFetch(files, { ignoreRange: true, log });
   const got = await collect(replay(memUrl(a), { fetch: f, chunkBytes: 64 * 1024, firstChunkBytes: 8192, from: { offset: 10 } }));
@@ -187,7 +187,7 @@ test('a server that ignores Range: one sequential GET per object under maxWholeB
   });
 });
 
-test('explicit object URLs (presigned style): a map or a function; a missing key is a typed error', async () => {
+test('explicit object URLs (presigned style): a map or a function; a missing key is a typed error', { timeout: 120_000 }, async () => {
   const dir = a.manifestRel.slice(0, a.manifestRel.lastIndexOf('/') + 1);
   const signed = (key: string): string => `${MEM_ORIGIN}/${dir}${key}?X-Amz-Signature=secret`;
   const map: Record<string, string> = {};
@@ -204,7 +204,7 @@ test('explicit object URLs (presigned style): a map or a function; a missing key
   });
 });
 
-test('offsets outside the archive and bad arguments are typed errors', async () => {
+test('offsets outside the archive and bad arguments are typed errors', { timeout: 120_000 }, async () => {
   const archive = await openArchive(memUrl(a), { fetch: memoryFetch(files) });
   await assert.rejects(collect(archive.records({ from: { offset: 4001 } })), OffsetOutOfRangeError);
   await assert.rejects(collect(archive.records({ from: { offset: -1 } })), InvalidArgumentError);
@@ -217,7 +217,7 @@ test('offsets outside the archive and bad arguments are typed errors', async () 
   await assert.rejects(openArchive('not a url'), InvalidArgumentError);
 });
 
-test('logStartOffset: earlier offsets are out of range, the default start is logStartOffset', async () => {
+test('logStartOffset: earlier offsets are out of range, the default start is logStartOffset', { timeout: 120_000 }, async () => {
   const root = path.join(tmp, 'lso');
   const b = await buildArchive({ root, records: makeRecords(600, 5), segmentBytes: 16 * 1024, logStartOffset: 250 });
   try {
@@ -256,7 +256,7 @@ function gzipArchive(root: string): { manifestRel: string; want: PlainRecord[]; 
   return { manifestRel: h.manifestRel, want, raw: batches };
 }
 
-test('gzip batches (codec 1) are inflated and decoded, mixed with plain ones', async () => {
+test('gzip batches (codec 1) are inflated and decoded, mixed with plain ones', { timeout: 120_000 }, async () => {
   const root = path.join(tmp, 'gz');
   const g = gzipArchive(root);
   const f = memoryFetch(filesOf(root));
@@ -266,7 +266,7 @@ test('gzip batches (codec 1) are inflated and decoded, mixed with plain ones', a
     fromTime(g.want, 1_700_000_002_005));
 });
 
-test('control batches are skipped', async () => {
+test('control batches are skipped', { timeout: 120_000 }, async () => {
   const root = path.join(tmp, 'ctl');
   const enc = new TextEncoder();
   const data = refBatch({ baseOffset: 0n, lastOffsetDelta: 1, baseTimestamp: 5n, maxTimestamp: 6n, recordCount: 2 },
@@ -281,7 +281,7 @@ test('control batches are skipped', async () => {
   assert.deepEqual(got.map((r) => r.offset), [0, 1, 3]);
 });
 
-test('breaking out of the loop cancels the replay; abort signals give AbortedError', async () => {
+test('breaking out of the loop cancels the replay; abort signals give AbortedError', { timeout: 120_000 }, async () => {
   const log: LoggedRequest[] = [];
   const f = memoryFetch(files, { log });
   const r = replay(memUrl(a), { fetch: f, chunkBytes: 64 * 1024, firstChunkBytes: 4096, prefetch: 1 });
@@ -305,7 +305,7 @@ test('breaking out of the loop cancels the replay; abort signals give AbortedErr
   await assert.rejects(collect(replay(memUrl(a), { fetch: f, signal: pre.signal })), AbortedError);
 });
 
-test('repeated replays do not grow wasm memory (buffers are freed)', async () => {
+test('repeated replays do not grow wasm memory (buffers are freed)', { timeout: 120_000 }, async () => {
   const k = getKernelsSync();
   const archive = await Archive.open(memUrl(a), { fetch: memoryFetch(files), kernels: k });
   for (let i = 0; i < 3; i++) await collect(archive.records({ from: { offset: i * 100 } }));
@@ -318,7 +318,7 @@ test('repeated replays do not grow wasm memory (buffers are freed)', async () =>
   assert.equal(k.memoryBytes, base);
 });
 
-test('chunks() yields arrays of records, in order', async () => {
+test('chunks() yields arrays of records, in order', { timeout: 120_000 }, async () => {
   const r = replay(memUrl(a), { fetch: memoryFetch(files), from: { offset: 42 } });
   const all: PlainRecord[] = [];
   let chunks = 0;

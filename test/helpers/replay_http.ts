@@ -86,6 +86,7 @@ export function streamResponse(status: number, headers: Record<string, string>, 
   const it = chunks();
   const stream = new ReadableStream<Uint8Array>({
     async pull(c) {
+      if (signal?.aborted) { c.error(signal.reason); return; }
       const n = await it.next();
       if (n.done) { c.close(); return; }
       if (n.value === 'stall') {
@@ -113,11 +114,20 @@ export async function rawServer(handler: (req: http.IncomingMessage, res: http.S
   };
 }
 
-/** Rejects when p takes longer than ms: replay must never hang. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Rejects when p takes longer than ms: replay must never hang. onTimeout
+ * stops whatever p was doing, so a failing test cannot leave work running
+ * that would keep the test process alive.
+ */
+export function within<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => unknown): Promise<T> {
   let t: ReturnType<typeof setTimeout>;
   return Promise.race([
     p.finally(() => clearTimeout(t)),
-    new Promise<T>((_r, reject) => { t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms); }),
+    new Promise<T>((_r, reject) => {
+      t = setTimeout(() => {
+        try { onTimeout?.(); } catch { /* best effort */ }
+        reject(new Error(`${what} did not finish within ${ms} ms`));
+      }, ms);
+    }),
   ]);
 }
