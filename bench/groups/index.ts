@@ -11,6 +11,7 @@ import { dedup } from './dedup.js';
 import { dedupAppend } from './dedup_append.js';
 import { tier } from './tier.js';
 import { kv } from './kv.js';
+import { replayGroup } from './replay.js';
 
 export const GROUPS: BenchGroup[] = [
   // Kernel groups (issue 2).
@@ -22,5 +23,6 @@ export const GROUPS: BenchGroup[] = [
   dedupAppend,
   tier,
   kv,
+  replayGroup,
   // Later: log, kv, tier, replay.
 ];
