@@ -428,3 +428,55 @@ test('cache: hot values are served from memory; a cold read after eviction check
   assert.equal(str(kv.getSync('k8')), `value-8-${'x'.repeat(50)}`);
   await store.close();
 });
+
+test('index keys: packed (number) and string forms compare bytewise with each other (property)', async () => {
+  const fc = (await import('fast-check')).default;
+  const { keyComparator } = await import('../src/kv/kv_index.js');
+  fc.assert(fc.property(fc.array(fc.uint8Array({ minLength: 1, maxLength: 6, max: 4 }).map((a) => a.map((x) => [0, 1, 0x7f, 0x80, 0xff][x]!)), { minLength: 2, maxLength: 20 }), (arr) => {
+    const keys = [...new Map(arr.map((a) => [hex(a), a])).values()].sort(memcmp);
+    const ends = new Uint32Array(keys.length);
+    let total = 0;
+    keys.forEach((k, i) => { total += k.length; ends[i] = total; });
+    const bytes = new Uint8Array(total);
+    keys.forEach((k, i) => bytes.set(k, i === 0 ? 0 : ends[i - 1]!));
+    const cmp = keyComparator({ bytes, ends });
+    const sign = (x: number) => (x > 0 ? 1 : x < 0 ? -1 : 0);
+    for (let i = 0; i < keys.length; i++) {
+      for (let j = 0; j < keys.length; j++) {
+        const want = sign(memcmp(keys[i]!, keys[j]!));
+        const si = bytesToByteString(keys[i]!);
+        const sj = bytesToByteString(keys[j]!);
+        assert.equal(sign(cmp(i, j)), want);
+        assert.equal(sign(cmp(i, sj)), want);
+        assert.equal(sign(cmp(si, j)), want);
+        assert.equal(sign(cmp(si, sj)), want);
+      }
+    }
+  }), { numRuns: 200 });
+});
+
+test('after a reopen from a checkpoint, keys from the checkpoint and new keys mix in order', async () => {
+  const dir = tmpDir('kv-');
+  let { store, kv } = await open(dir);
+  for (let i = 0; i < 300; i += 2) kv.putSync(`k${String(i).padStart(3, '0')}`, `old${i}`);
+  await store.close();
+  ({ store, kv } = await open(dir));
+  assert.equal(kv.stats().load.fromCheckpoint, true);
+  for (let i = 1; i < 300; i += 2) kv.putSync(`k${String(i).padStart(3, '0')}`, `new${i}`);
+  kv.deleteSync('k010');
+  kv.putSync('k010', 'again');
+  kv.deleteSync('k012');
+  const want = Array.from({ length: 300 }, (_, i) => `k${String(i).padStart(3, '0')}`).filter((k) => k !== 'k012');
+  assert.deepEqual([...kv.keysSync()].map((k) => td.decode(k)), want);
+  assert.deepEqual([...kv.keysSync({ reverse: true, gt: 'k005', lte: 'k013' })].map((k) => td.decode(k)), ['k013', 'k011', 'k010', 'k009', 'k008', 'k007', 'k006']);
+  assert.equal(str(kv.getSync('k010')), 'again');
+  assert.equal(str(kv.getSync('k100')), 'old100');
+  assert.equal(kv.count(), 299);
+  let n = 0;
+  for await (const e of kv.range({ gte: 'k100', limit: 70 })) { assert.equal(td.decode(e.key), want[want.indexOf('k100') + n]); n++; }
+  assert.equal(n, 70);
+  await store.close();
+  ({ store, kv } = await open(dir));
+  assert.deepEqual([...kv.keysSync()].map((k) => td.decode(k)), want);
+  await store.close();
+});

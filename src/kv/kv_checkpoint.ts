@@ -21,8 +21,7 @@
 
 import { Crc32c } from '../crc32c.js';
 import { CorruptionError } from '../errors.js';
-import { KvIndex } from './kv_index.js';
-import { bytesToByteString } from './kv_keys.js';
+import { KvIndex, IndexKey } from './kv_index.js';
 
 export const CHECKPOINT_FILE = 'kv.checkpoint';
 const MAGIC = 'SDKVCKP1';
@@ -33,7 +32,10 @@ export interface CheckpointSnapshot {
   covered: number;
   segments: { base: number; gen: number }[];
   /** Keys in ascending order and their slots. */
-  keys: string[];
+  keys: IndexKey[];
+  /** Resolves keys to bytes (the index the keys came from). */
+  keyLength(k: IndexKey): number;
+  writeKey(k: IndexKey, out: Uint8Array, at: number): number;
   slots: number[];
   valOff: Float64Array;
   flagOff: Float64Array;
@@ -71,7 +73,7 @@ function layout(n: number, s: number, kBytes: number) {
 export async function encodeCheckpoint(snap: CheckpointSnapshot, crc: Crc32c, pause?: () => Promise<void>): Promise<Uint8Array> {
   const n = snap.keys.length;
   let kBytes = 0;
-  for (let i = 0; i < n; i++) kBytes += snap.keys[i]!.length;
+  for (let i = 0; i < n; i++) kBytes += snap.keyLength(snap.keys[i]!);
   if (kBytes > 0xffffffff || n > 0xffffffff) throw new RangeError('checkpoint too large');
   const L = layout(n, snap.segments.length, kBytes);
   const out = new Uint8Array(L.total);
@@ -99,8 +101,7 @@ export async function encodeCheckpoint(snap: CheckpointSnapshot, crc: Crc32c, pa
     valLen[i] = snap.valLen[s]!;
     valCrc[i] = snap.valCrc[s]!;
     flags[i] = snap.flags[s]!;
-    const key = snap.keys[i]!;
-    for (let j = 0; j < key.length; j++) out[kp++] = key.charCodeAt(j);
+    kp = snap.writeKey(snap.keys[i]!, out, kp);
     keyEnd[i] = kp - L.keys;
     if (pause && (i & 0xffff) === 0xffff) await pause();
   }
@@ -137,15 +138,14 @@ export function decodeCheckpoint(data: Uint8Array, crc: Crc32c, file: string): L
     return make(b);
   };
   const keyEnd = section(L.keyEnd, 4 * n, (b) => new Uint32Array(b));
-  const all = bytesToByteString(data, L.keys, L.keys + kBytes);
-  const keys = new Array<string>(n);
   let prev = 0;
   for (let i = 0; i < n; i++) {
     const e = keyEnd[i]!;
     if (e <= prev || e > kBytes) throw bad(file, `key ${i} ends at ${e}`, L.keyEnd + 4 * i);
-    keys[i] = all.substring(prev, e);
     prev = e;
   }
+  // The index keeps the packed keys and names them by number (no string per key).
+  const packed = { bytes: data.slice(L.keys, L.keys + kBytes), ends: keyEnd };
   const fill = (ix: KvIndex) => {
     const copy = (dst: Float64Array | Int32Array | Uint32Array | Uint8Array, at: number, bytes: number) => {
       new Uint8Array(dst.buffer, dst.byteOffset, bytes).set(data.subarray(at, at + bytes));
@@ -159,7 +159,7 @@ export function decodeCheckpoint(data: Uint8Array, crc: Crc32c, file: string): L
   };
   let index: KvIndex;
   try {
-    index = KvIndex.bulk(keys, fill);
+    index = KvIndex.bulk(packed, fill);
   } catch (err) {
     // bulkLoad refuses keys that are not strictly ascending.
     throw bad(file, `keys are not in ascending order (${(err as Error).message})`, L.keys);

@@ -1,8 +1,16 @@
 // The in-memory index of a KV namespace: an ordered B+ tree (sorted-btree)
-// from key byte strings (see kv_keys.ts) to slots, and a slot table in typed
-// arrays holding, per key, where its latest value lives in the log and its
-// flags. Typed arrays keep a million keys compact, make the checkpoint a
-// near-memcpy, and avoid one JS object per key.
+// from keys to slots, and a slot table in typed arrays holding, per key,
+// where its latest value lives in the log and its flags. Typed arrays keep a
+// million keys compact, make the checkpoint a near-memcpy, and avoid one JS
+// object per key.
+//
+// Tree keys come in two forms that compare with each other:
+//   - a byte string (see kv_keys.ts): keys written since the index was built;
+//   - a number i: key i of the packed key bytes the index was loaded with
+//     (a checkpoint). Loading a million keys then allocates no string per key
+//     (measured: the strings and the collector's work on them were most of
+//     the reopen time) and the tree holds small integers.
+// Lookups always pass byte strings.
 //
 // A key has a slot while it has a value (visible or forgotten) or any flag
 // set. It is visible (get/has/range/count) when it has a value and is not
@@ -11,6 +19,7 @@
 import BTreeModule from 'sorted-btree';
 import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
 import { FLAG_DISABLED, FLAG_FORGOTTEN } from './kv_record.js';
+import { bytesToByteString } from './kv_keys.js';
 
 type BTree<K, V> = import('sorted-btree').default<K, V>;
 const BTree = ((BTreeModule as unknown as { default?: unknown }).default ?? BTreeModule) as typeof import('sorted-btree').default;
@@ -18,12 +27,54 @@ const BTree = ((BTreeModule as unknown as { default?: unknown }).default ?? BTre
 /** Branching factor of the tree (measured: 64 loads and scans faster than the default 32). */
 export const NODE_SIZE = 64;
 
-export function compareKeys(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/** A key in the tree: a byte string, or the number of a packed key. */
+export type IndexKey = string | number;
+
+/** Keys packed back to back: key i is bytes[i === 0 ? 0 : ends[i - 1], ends[i]). */
+export interface PackedKeys { bytes: Uint8Array; ends: Uint32Array }
+
+const EMPTY: PackedKeys = { bytes: new Uint8Array(0), ends: new Uint32Array(0) };
+
+/** Bytewise comparison of byte strings and packed keys. */
+export function keyComparator(packed: PackedKeys): (a: IndexKey, b: IndexKey) => number {
+  const bytes = packed.bytes;
+  const ends = packed.ends;
+  const packedVsString = (i: number, s: string): number => {
+    const start = i === 0 ? 0 : ends[i - 1]!;
+    const n = ends[i]! - start;
+    const m = s.length;
+    const l = n < m ? n : m;
+    for (let j = 0; j < l; j++) {
+      const d = bytes[start + j]! - s.charCodeAt(j);
+      if (d !== 0) return d;
+    }
+    return n - m;
+  };
+  return (a, b) => {
+    if (typeof a === 'string') {
+      if (typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
+      return -packedVsString(b, a);
+    }
+    if (typeof b === 'string') return packedVsString(a, b);
+    if (a === b) return 0;
+    const sa = a === 0 ? 0 : ends[a - 1]!;
+    const sb = b === 0 ? 0 : ends[b - 1]!;
+    const na = ends[a]! - sa;
+    const nb = ends[b]! - sb;
+    const l = na < nb ? na : nb;
+    for (let j = 0; j < l; j++) {
+      const d = bytes[sa + j]! - bytes[sb + j]!;
+      if (d !== 0) return d;
+    }
+    return na - nb;
+  };
 }
 
 export class KvIndex {
-  tree: BTree<string, number>;
+  tree: BTree<IndexKey, number>;
+  /** The packed keys numbers in the tree refer to. */
+  readonly packed: PackedKeys;
+  readonly compare: (a: IndexKey, b: IndexKey) => number;
   /** Offset of the record holding the key's value (-1: none). */
   valOff: Float64Array;
   /** File position of the value bytes in that record's segment. */
@@ -43,8 +94,10 @@ export class KvIndex {
   /** Keys and values of every slot with a value, in bytes (what compaction keeps). */
   liveBytes = 0;
 
-  constructor(capacity = 1024) {
-    this.tree = new BTree<string, number>(undefined, compareKeys, NODE_SIZE);
+  constructor(capacity = 1024, packed: PackedKeys = EMPTY) {
+    this.packed = packed;
+    this.compare = keyComparator(packed);
+    this.tree = new BTree<IndexKey, number>(undefined, this.compare, NODE_SIZE);
     this.valOff = new Float64Array(capacity);
     this.valPos = new Int32Array(capacity);
     this.valLen = new Int32Array(capacity);
@@ -53,22 +106,61 @@ export class KvIndex {
     this.flags = new Uint8Array(capacity);
   }
 
-  /** Builds an index from sorted keys whose slot i is filled by fill(). */
-  static bulk(keys: string[], fill: (ix: KvIndex) => void): KvIndex {
-    const n = keys.length;
-    const ix = new KvIndex(Math.max(1024, Math.ceil(n * 1.25)));
-    const slots = new Array<number>(n);
-    for (let i = 0; i < n; i++) slots[i] = i;
+  /**
+   * Builds an index of packed keys (strictly ascending) whose slot i is key
+   * i, filled by fill(). Throws when the keys are not strictly ascending.
+   */
+  static bulk(packed: PackedKeys, fill: (ix: KvIndex) => void): KvIndex {
+    const n = packed.ends.length;
+    const ix = new KvIndex(Math.max(1024, Math.ceil(n * 1.25)), packed);
+    const ids = new Array<number>(n);
+    for (let i = 0; i < n; i++) ids[i] = i;
     ix.used = n;
     fill(ix);
-    ix.tree = n > 0 ? bulkLoad(keys, slots, NODE_SIZE, compareKeys, 0.85) : ix.tree;
+    if (n > 0) ix.tree = bulkLoad<IndexKey, number>(ids, ids.slice(), NODE_SIZE, ix.compare, 0.85);
+    const ends = packed.ends;
     for (let i = 0; i < n; i++) {
       if (ix.valLen[i]! >= 0) {
-        ix.liveBytes += keys[i]!.length + ix.valLen[i]!;
+        ix.liveBytes += ends[i]! - (i === 0 ? 0 : ends[i - 1]!) + ix.valLen[i]!;
         if ((ix.flags[i]! & FLAG_FORGOTTEN) === 0) ix.visible++;
       }
     }
     return ix;
+  }
+
+  /** Length in bytes of a tree key. */
+  keyLength(k: IndexKey): number {
+    if (typeof k === 'string') return k.length;
+    return this.packed.ends[k]! - (k === 0 ? 0 : this.packed.ends[k - 1]!);
+  }
+
+  /** The bytes of a tree key (a fresh array). */
+  keyBytes(k: IndexKey): Uint8Array {
+    if (typeof k === 'string') {
+      const out = new Uint8Array(k.length);
+      for (let i = 0; i < k.length; i++) out[i] = k.charCodeAt(i);
+      return out;
+    }
+    const start = k === 0 ? 0 : this.packed.ends[k - 1]!;
+    return this.packed.bytes.slice(start, this.packed.ends[k]!);
+  }
+
+  /** The byte string of a tree key. */
+  keyString(k: IndexKey): string {
+    if (typeof k === 'string') return k;
+    return bytesToByteString(this.packed.bytes, k === 0 ? 0 : this.packed.ends[k - 1]!, this.packed.ends[k]!);
+  }
+
+  /** Writes a tree key's bytes at out[at]; returns the position after them. */
+  writeKey(k: IndexKey, out: Uint8Array, at: number): number {
+    if (typeof k === 'string') {
+      for (let i = 0; i < k.length; i++) out[at + i] = k.charCodeAt(i);
+      return at + k.length;
+    }
+    const start = k === 0 ? 0 : this.packed.ends[k - 1]!;
+    const end = this.packed.ends[k]!;
+    out.set(this.packed.bytes.subarray(start, end), at);
+    return at + end - start;
   }
 
   get capacity(): number { return this.valOff.length; }

@@ -24,7 +24,7 @@ import { RecordBatchEncoder } from '../record_batch.js';
 import { Crc32c } from '../crc32c.js';
 import { ClosedError, CorruptionError, InvalidArgumentError, ReadOnlyError, RecordTooLargeError, SedimentError } from '../errors.js';
 import { validateTopicName } from '../topic_config.js';
-import { KvIndex } from './kv_index.js';
+import { KvIndex, IndexKey } from './kv_index.js';
 import { ValueCache } from './kv_cache.js';
 import { BatchLayout, RecordCursor, FLAG_DISABLED, FLAG_FORGOTTEN, FLAGS_HEADER, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
 import { KvBytes, keyString, boundString, valueBytes, byteStringToBytes, bytesToByteString, prefixEnd } from './kv_keys.js';
@@ -697,7 +697,7 @@ export class KvStore {
     this.checkOpen();
     const ix = this.ix;
     const out: Uint8Array[] = [];
-    ix.tree.forEach((s, ks) => { if (ix.valLen[s]! >= 0 && (ix.flags[s]! & FLAG_FORGOTTEN) !== 0) out.push(byteStringToBytes(ks)); });
+    ix.tree.forEach((s, k) => { if (ix.valLen[s]! >= 0 && (ix.flags[s]! & FLAG_FORGOTTEN) !== 0) out.push(ix.keyBytes(k)); });
     return out;
   }
 
@@ -745,10 +745,10 @@ export class KvStore {
    * synchronously from the index: each chunk is consistent; keys written
    * between chunks may or may not be seen, none twice.
    */
-  private *scanBounds(b: Bounds): Generator<[string, number], void, undefined> {
-    const keys: string[] = [];
+  private *scanBounds(b: Bounds): Generator<[IndexKey, number], void, undefined> {
+    const keys: IndexKey[] = [];
     const slots: number[] = [];
-    let last: string | null = null;
+    let last: IndexKey | null = null;
     let left = b.limit;
     let chunk = 64;
     while (left > 0) {
@@ -765,15 +765,16 @@ export class KvStore {
   }
 
   /** Fills up to n visible keys after `last` (exclusive) within b. Returns false when the range is exhausted. */
-  private fetchChunk(b: Bounds, last: string | null, n: number, keys: string[], slots: number[]): boolean {
+  private fetchChunk(b: Bounds, last: IndexKey | null, n: number, keys: IndexKey[], slots: number[]): boolean {
     const ix = this.ix;
     const tree = ix.tree;
+    const cmp = ix.compare;
     if (!b.reverse) {
       const start = last ?? b.lo ?? undefined;
       const skipEq = last !== null ? last : (b.lo !== null && !b.loInc ? b.lo : null);
       for (const [ks, s] of tree.entries(start)) {
-        if (skipEq !== null && ks === skipEq) continue;
-        if (b.hi !== null && (ks > b.hi || (ks === b.hi && !b.hiInc))) return false;
+        if (skipEq !== null && cmp(ks, skipEq) === 0) continue;
+        if (b.hi !== null) { const c = cmp(ks, b.hi); if (c > 0 || (c === 0 && !b.hiInc)) return false; }
         if (!ix.isVisible(s)) continue;
         keys.push(ks);
         slots.push(s);
@@ -784,7 +785,7 @@ export class KvStore {
     const start = last ?? b.hi ?? undefined;
     const skip = last !== null || (b.hi !== null && !b.hiInc);
     for (const [ks, s] of tree.entriesReversed(start, undefined, skip)) {
-      if (b.lo !== null && (ks < b.lo || (ks === b.lo && !b.loInc))) return false;
+      if (b.lo !== null) { const c = cmp(ks, b.lo); if (c < 0 || (c === 0 && !b.loInc)) return false; }
       if (!ix.isVisible(s)) continue;
       keys.push(ks);
       slots.push(s);
@@ -798,12 +799,14 @@ export class KvStore {
    * read from the log with nearby values coalesced into one read. Range
    * reads do not fill the cache (a scan would evict the hot set).
    */
-  private valuesOf(keys: string[], slots: number[], out: Uint8Array[]): void {
+  private valuesOf(keys: IndexKey[], slots: number[], out: Uint8Array[]): void {
     const ix = this.ix;
     const n = keys.length;
     let misses: number[] | null = null;
+    const cache = this.cache;
     for (let i = 0; i < n; i++) {
-      const c = this.cache.get(keys[i]!);
+      const k = keys[i]!;
+      const c = cache.size === 0 ? undefined : cache.get(typeof k === 'string' ? k : ix.keyString(k));
       if (c !== undefined) out[i] = c.slice();
       else (misses ??= []).push(i);
     }
@@ -856,12 +859,13 @@ export class KvStore {
 
   /** Refills `out` with the next chunk of a range; returns false once the range is exhausted. */
   private rangeFiller<T>(b: Bounds, withValues: boolean, make: (key: Uint8Array, value: Uint8Array | undefined) => T): (out: T[]) => boolean {
-    const keys: string[] = [];
+    const keys: IndexKey[] = [];
     const slots: number[] = [];
     const vals: Uint8Array[] = [];
-    let last: string | null = null;
+    let last: IndexKey | null = null;
     let left = b.limit;
     let chunk = 64;
+    const ix = this.ix;
     return (out) => {
       if (left <= 0) return false;
       this.checkOpen();
@@ -872,7 +876,7 @@ export class KvStore {
         vals.length = keys.length;
         this.valuesOf(keys, slots, vals);
       }
-      for (let i = 0; i < keys.length; i++) out.push(make(byteStringToBytes(keys[i]!), withValues ? vals[i]! : undefined));
+      for (let i = 0; i < keys.length; i++) out.push(make(ix.keyBytes(keys[i]!), withValues ? vals[i]! : undefined));
       left -= keys.length;
       if (more) last = keys[keys.length - 1]!;
       chunk = RANGE_CHUNK;
@@ -996,8 +1000,10 @@ export class KvStore {
     const snap = {
       covered,
       segments: p.segments.map((s) => ({ base: s.baseOffset, gen: this.gen(s) })),
-      keys: [] as string[],
+      keys: [] as IndexKey[],
       slots: [] as number[],
+      keyLength: (k: IndexKey) => ix.keyLength(k),
+      writeKey: (k: IndexKey, out: Uint8Array, at: number) => ix.writeKey(k, out, at),
       valOff: ix.valOff.slice(0, used),
       flagOff: ix.flagOff.slice(0, used),
       valPos: ix.valPos.slice(0, used),
