@@ -7,10 +7,11 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startServer, RunningServer, parseRange, safeJoin, CORS_HEADERS } from '../src/cli/serve_commands.js';
 import { buildArchive, makeRecords, BuiltArchive } from './helpers/archive_fixture.js';
+import { replay } from '../src/replay/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 let tmp: string;
@@ -157,4 +158,35 @@ test('`sediment serve --dir D --port 0` prints its URLs, serves, and stops on SI
   const bad = runCli(['serve', '--dir', path.join(tmp, 'does-not-exist')]);
   assert.equal(await bad.exit, 1);
   assert.match(await bad.out, /does not exist/);
+});
+
+test('a new user\'s path with the CLI only: create, produce, tier upload, serve, replay', { timeout: 120_000 }, async () => {
+  const dir = path.join(tmp, 'newuser');
+  const cli = (args: string[], input?: string): string => {
+    const r = spawnSync(process.execPath, [path.join(root, 'bin', 'sediment.js'), ...args], { input, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `sediment ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  cli(['topics', 'create', '--dir', path.join(dir, 'store'), '--topic', 'events', '--config', 'segmentBytes=16384']);
+  const lines = Array.from({ length: 3000 }, (_, i) => `user-${i % 7}\t{"n":${i}}`);
+  cli(['produce', '--dir', path.join(dir, 'store'), '--topic', 'events', '--key-separator', '\t', '--header', 'source=cli'], lines.join('\n') + '\n');
+  assert.match(cli(['tier', 'upload', '--dir', path.join(dir, 'store'), '--service', 'fs', '--option', `root=${path.join(dir, 'bucket')}`, '--roll']), /uploaded \d+ segment/);
+  const { child, out, exit } = runCli(['serve', '--dir', path.join(dir, 'bucket'), '--port', '0', '--quiet']);
+  try {
+    const text = await out;
+    const base = /archive: (http:\/\/127\.0\.0\.1:\d+)\/archive\//.exec(text)![1]!;
+    const list = await (await fetch(`${base}/api/partitions`)).json() as { partitions: { manifest: string; logEndOffset: number }[] };
+    assert.equal(list.partitions.length, 1);
+    assert.equal(list.partitions[0]!.logEndOffset, 3000);
+    const dec = new TextDecoder();
+    const got: string[] = [];
+    for await (const r of replay(`${base}${list.partitions[0]!.manifest}`, { from: { offset: 1000 } })) {
+      assert.equal(dec.decode(r.headers[0]!.value!), 'cli');
+      got.push(`${dec.decode(r.key!)}\t${dec.decode(r.value!)}`);
+    }
+    assert.deepEqual(got, lines.slice(1000));
+  } finally {
+    child.kill('SIGTERM');
+  }
+  assert.equal(await exit, 0);
 });
