@@ -12,6 +12,7 @@ import { dedupAppend } from './dedup_append.js';
 import { tier } from './tier.js';
 import { kv } from './kv.js';
 import { replayGroup } from './replay.js';
+import { logGroup } from './log.js';
 
 export const GROUPS: BenchGroup[] = [
   // Kernel groups (issue 2).
@@ -20,9 +21,10 @@ export const GROUPS: BenchGroup[] = [
   framing,
   indexGroup,
   dedup,
+  // The log (issue 3).
+  logGroup,
   dedupAppend,
   tier,
   kv,
   replayGroup,
-  // Later: log, kv, tier, replay.
 ];
