@@ -59,9 +59,19 @@ test('returned values are copies: mutating them or the input changes nothing sto
   assert.equal(str(v1), 'hello');
   v1[0] = 0x4a;
   assert.equal(str(kv.getSync('k')), 'hello', 'the cached value was not exposed');
-  for (const e of kv.rangeSync()) e.value[0] = 0;
+  for (const e of kv.rangeSync()) { e.value[0] = 0; e.key[0] = 0; }
   assert.equal(str(kv.getSync('k')), 'hello');
+  assert.deepEqual([...kv.keysSync()].map((k) => td.decode(k)), ['k']);
   await store.close();
+  // Keys loaded from a checkpoint are handed out as copies too.
+  const again = await Store.open(store.dir, testOpts());
+  const kv2 = await again.kv('t', { flushMs: -1 });
+  for (const k of kv2.keysSync()) k.fill(0x41);
+  for (const e of kv2.rangeSync()) { e.key.fill(0x42); e.value.fill(0x43); }
+  for (const k of kv2.listForgotten()) k.fill(0);
+  assert.deepEqual([...kv2.keysSync()].map((k) => td.decode(k)), ['k']);
+  assert.equal(str(kv2.getSync('k')), 'hello');
+  await again.close();
 });
 
 /** Every non-empty byte string of length <= 2 over a small alphabet, sorted by a reference memcmp. */

@@ -145,7 +145,8 @@ export function decodeCheckpoint(data: Uint8Array, crc: Crc32c, file: string): L
     prev = e;
   }
   // The index keeps the packed keys and names them by number (no string per key).
-  const packed = { bytes: data.slice(L.keys, L.keys + kBytes), ends: keyEnd };
+  // A copy (a Buffer's slice would be a view of the file buffer, and keys handed out must be fresh arrays).
+  const packed = { bytes: new Uint8Array(data.subarray(L.keys, L.keys + kBytes)), ends: keyEnd };
   const fill = (ix: KvIndex) => {
     const copy = (dst: Float64Array | Int32Array | Uint32Array | Uint8Array, at: number, bytes: number) => {
       new Uint8Array(dst.buffer, dst.byteOffset, bytes).set(data.subarray(at, at + bytes));

@@ -386,7 +386,7 @@ export class KvStore {
   }
 
   private disabledError(key: unknown, ks: string): KeyDisabledError {
-    return new KeyDisabledError(key instanceof Uint8Array ? key.slice() : byteStringToBytes(ks), this.name);
+    return new KeyDisabledError(key instanceof Uint8Array ? new Uint8Array(key) : byteStringToBytes(ks), this.name);
   }
 
   // --- reads ---------------------------------------------------------------------
@@ -812,12 +812,34 @@ export class KvStore {
     }
     if (misses === null) return;
     const p = this.partition;
-    const segOf = misses.map((i) => p.segmentFor(ix.valOff[slots[i]!]!));
-    const order = misses.map((_, j) => j);
-    order.sort((a, b) => {
-      const sa = segOf[a]!.baseOffset; const sb = segOf[b]!.baseOffset;
-      return sa !== sb ? sa - sb : ix.valPos[slots[misses![a]!]!]! - ix.valPos[slots[misses![b]!]!]!;
-    });
+    const segs = p.segments;
+    const m = misses.length;
+    // Sort the misses by (segment, position) with a native numeric sort: each key packs
+    // the segment's index, the value's position and the miss's index (m <= 1024).
+    const segOf = new Array<LogSegment | undefined>(m);
+    const sortKeys = new Float64Array(m);
+    let packable = segs.length < 2048 && m <= 1024; // keys stay below 2^53
+    for (let q = 0; q < m; q++) {
+      const sl = slots[misses[q]!]!;
+      const si = segmentIndex(segs, ix.valOff[sl]!);
+      segOf[q] = si < 0 ? undefined : segs[si];
+      sortKeys[q] = ((si + 1) * 2147483648 + ix.valPos[sl]!) * 1024 + q;
+      if (si < 0) packable = false;
+    }
+    let order: ArrayLike<number>;
+    if (packable) {
+      sortKeys.sort();
+      const o = new Int32Array(m);
+      for (let q = 0; q < m; q++) o[q] = sortKeys[q]! % 1024;
+      order = o;
+    } else {
+      const o = Array.from({ length: m }, (_, q) => q);
+      o.sort((a, b) => {
+        const sa = segOf[a]?.baseOffset ?? -1; const sb = segOf[b]?.baseOffset ?? -1;
+        return sa !== sb ? sa - sb : ix.valPos[slots[misses![a]!]!]! - ix.valPos[slots[misses![b]!]!]!;
+      });
+      order = o;
+    }
     let j = 0;
     while (j < order.length) {
       const first = order[j]!;
@@ -1076,6 +1098,18 @@ export class KvStore {
       this.release();
     }
   }
+}
+
+/** Index of the segment holding offset (the last with baseOffset <= offset), or -1. */
+function segmentIndex(segs: readonly LogSegment[], offset: number): number {
+  let lo = 0;
+  let hi = segs.length - 1;
+  if (hi < 0 || segs[0]!.baseOffset > offset) return -1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (segs[mid]!.baseOffset <= offset) lo = mid; else hi = mid - 1;
+  }
+  return lo;
 }
 
 const END: unique symbol = Symbol('end');
