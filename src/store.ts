@@ -18,6 +18,8 @@ import { ConsumerOffsets, CONSUMER_OFFSETS_NAMESPACE, CONSUMER_OFFSETS_TOPIC } f
 
 export const METADATA_FILE = 'sediment.json';
 export const LOCK_FILE = '.lock';
+/** Suffix of the file that serialises takeovers of a stale lock. */
+export const LOCK_TAKEOVER_SUFFIX = '.takeover';
 export const METADATA_FORMAT = 1;
 export const MAX_PARTITIONS = 10_000;
 
@@ -171,14 +173,39 @@ export class Store {
 
   private acquireLock(): void {
     const lock = path.join(this.dir, LOCK_FILE);
+    const takeover = `${lock}${LOCK_TAKEOVER_SUFFIX}`;
     const me = new TextEncoder().encode(String(process.pid));
-    for (let attempt = 0; attempt < 2; attempt++) {
+    const holder = (p: string): { live: number | null; raw: string | null } => {
+      const raw = this.storage.readFile(p);
+      if (!raw) return { live: null, raw: null };
+      const text = new TextDecoder().decode(raw);
+      const pid = Number(text.trim());
+      const live = Number.isInteger(pid) && pid > 0 && (pid === process.pid || isAlive(pid)) ? pid : null;
+      return { live, raw: text };
+    };
+    for (let attempt = 0; attempt < 3; attempt++) {
       if (this.storage.createExclusive(lock, me)) { this.lockHeld = true; return; }
-      const raw = this.storage.readFile(lock);
-      const pid = raw ? Number(new TextDecoder().decode(raw).trim()) : NaN;
-      if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || isAlive(pid))) throw new StoreLockedError(this.dir, pid);
-      // The holder is gone (crashed): take the lock over.
-      this.storage.remove(lock);
+      const seen = holder(lock);
+      if (seen.live !== null) throw new StoreLockedError(this.dir, seen.live);
+      if (seen.raw === null) continue; // released meanwhile: try again
+      // The holder is gone (crashed). Taking over must not race another
+      // process doing the same (it could remove the lock the other just
+      // took): takeovers are serialised by a second exclusive file, and the
+      // stale lock is removed only if it still holds what was seen.
+      if (!this.storage.createExclusive(takeover, me)) {
+        const taker = holder(takeover);
+        if (taker.live !== null) throw new StoreLockedError(this.dir, taker.live);
+        this.storage.remove(takeover); // left by a process that died mid-takeover
+        continue;
+      }
+      try {
+        const now = holder(lock);
+        if (now.live !== null) throw new StoreLockedError(this.dir, now.live);
+        if (now.raw === seen.raw) this.storage.remove(lock);
+        if (this.storage.createExclusive(lock, me)) { this.lockHeld = true; return; }
+      } finally {
+        this.storage.remove(takeover);
+      }
     }
     throw new StoreLockedError(this.dir);
   }

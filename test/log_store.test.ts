@@ -328,6 +328,36 @@ test('a stale lock (dead pid) is taken over', async () => {
   fs.writeFileSync(path.join(dir, '.lock'), 'garbage');
   const third = await Store.open(dir, testOpts());
   await third.close();
+  // A takeover cut short by a crash leaves .lock.takeover: stale too, unless its process lives.
+  fs.writeFileSync(path.join(dir, '.lock'), String(deadPid));
+  fs.writeFileSync(path.join(dir, '.lock.takeover'), String(deadPid));
+  const fourth = await Store.open(dir, testOpts());
+  await fourth.close();
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.lock')), []);
+  fs.writeFileSync(path.join(dir, '.lock'), String(deadPid));
+  fs.writeFileSync(path.join(dir, '.lock.takeover'), String(process.pid));
+  await assert.rejects(Store.open(dir, testOpts()), (e: unknown) => e instanceof StoreLockedError && e.holderPid === process.pid);
+});
+
+test('processes racing to take over a stale lock: exactly one wins', async () => {
+  const dir = tmpDir();
+  const { store } = await openPartition(dir);
+  await store.close();
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  for (let round = 0; round < 3; round++) {
+    fs.writeFileSync(path.join(dir, '.lock'), dead.stdout);
+    const kids = Array.from({ length: 4 }, () => spawn(process.execPath, [lockChild, dir, 'write', 'hold'], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const results = await Promise.all(kids.map((k) => new Promise<{ ok: boolean; code?: string }>((resolve, reject) => {
+      let buf = '';
+      k.stdout.on('data', (d) => { buf += d; if (buf.includes('\n')) resolve(JSON.parse(buf.trim())); });
+      k.on('exit', (code) => { if (!buf.includes('\n')) reject(new Error(`child exited with ${code}`)); });
+    })));
+    for (const k of kids) k.stdin.end();
+    await Promise.all(kids.map((k) => new Promise((r) => (k.exitCode !== null ? r(null) : k.on('exit', r)))));
+    assert.equal(results.filter((r) => r.ok).length, 1, `round ${round}: ${JSON.stringify(results)}`);
+    assert.ok(results.filter((r) => !r.ok).every((r) => r.code === 'ERR_STORE_LOCKED'));
+    assert.equal(fs.existsSync(path.join(dir, '.lock')), false, 'the winner released the lock');
+  }
 });
 
 // --- bad input ----------------------------------------------------------------------
