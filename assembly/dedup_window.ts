@@ -28,7 +28,7 @@ const HEADER: usize = 64;
 const ENTRY: usize = 24;
 const FIB: u64 = 0x9E3779B97F4A7C15;
 
-export const WINDOW_MAX_CAPACITY: u32 = 1 << 26;
+export const WINDOW_MAX_CAPACITY: u32 = 1 << 24;
 
 function slotsFor(capacity: u32): u32 {
   let s: u32 = 16;

@@ -5,7 +5,8 @@
 import { Kernels, WasmBuffer } from './kernels.js';
 import { InvalidArgumentError } from './errors.js';
 
-export const WINDOW_MAX_COUNT = 1 << 26;
+/** Largest window: about 40 bytes an entry, so 2^24 entries take ~640 MiB of wasm memory (of at most 4 GiB). */
+export const WINDOW_MAX_COUNT = 1 << 24;
 
 export interface DedupWindowOptions {
   /** Maximum entries kept (the oldest is evicted beyond it). */

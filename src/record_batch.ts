@@ -231,10 +231,31 @@ export class BatchScanner {
 /** Where a batch came from, for error messages. */
 export interface BatchSource { file?: string; position: number }
 
-async function inflateGzip(data: Uint8Array): Promise<Uint8Array> {
+/** Largest records section a gzip batch may inflate to (a small batch must not become a huge allocation). */
+export const MAX_INFLATED_BYTES = 64 << 20;
+
+/** Inflates gzip data, refusing (RangeError) output beyond limit bytes: read chunk by chunk, never whole. */
+async function inflateGzip(data: Uint8Array, limit: number): Promise<Uint8Array> {
   const ds = new DecompressionStream('gzip');
-  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(ds);
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const reader = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(ds).getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > limit) throw new RangeError(`inflates beyond ${limit} bytes`);
+      parts.push(value);
+    }
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
 }
 
 /** Decodes the records of validated batches. Reuses its row tables. */
@@ -276,7 +297,7 @@ export class RecordBatchDecoder {
     const compressed = this.k.u8.slice(ptr + BATCH_HEADER_SIZE, ptr + info.size);
     let plain: Uint8Array;
     try {
-      plain = await inflateGzip(compressed);
+      plain = await inflateGzip(compressed, MAX_INFLATED_BYTES);
     } catch (err) {
       throw new CorruptionError(`gzip data does not inflate: ${(err as Error).message}`,
         { file: src?.file, position: src?.position ?? info.position, offset: info.baseOffset });

@@ -98,7 +98,7 @@ export function validateDedupConfig(d: unknown): DedupConfig {
     throw new InvalidArgumentError(`dedup.by must be 'key', 'value', 'content' or 'header:<name>', got ${JSON.stringify(dd.by)}`);
   }
   if (!dd.window || typeof dd.window !== 'object') throw new InvalidArgumentError('dedup.window is required');
-  int(dd.window.count, 'dedup.window.count', 1, 1 << 26);
+  int(dd.window.count, 'dedup.window.count', 1, 1 << 24);
   if (dd.window.ageMs !== undefined) int(dd.window.ageMs, 'dedup.window.ageMs', 0, Number.MAX_SAFE_INTEGER);
   if (dd.confirm !== undefined && typeof dd.confirm !== 'boolean') throw new InvalidArgumentError('dedup.confirm must be a boolean');
   if (dd.confirm === true && dd.by !== 'key' && !dd.by.startsWith('header:')) {

@@ -380,7 +380,7 @@ test('configuration is validated with typed errors', () => {
     { by: 'header:', window: { count: 1 } },
     { by: 'key' },
     { by: 'key', window: { count: 0 } },
-    { by: 'key', window: { count: 2 ** 26 + 1 } },
+    { by: 'key', window: { count: 2 ** 24 + 1 } },
     { by: 'key', window: { count: 1.5 } },
     { by: 'key', window: { count: 5, ageMs: -1 } },
     { by: 'value', window: { count: 5 }, confirm: true },

@@ -21,6 +21,7 @@ import { NodeStorage, FileHandle } from '../src/storage.js';
 import { DedupConfig, TopicConfig } from '../src/topic_config.js';
 import { RecordInput, normalizeRecord } from '../src/record.js';
 import { StorageError } from '../src/errors.js';
+import { getKernelsSync } from '../src/kernels.js';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-dedup-'));
@@ -514,25 +515,56 @@ test('sediment topics describe shows window fill and counters of dedup topics (t
   assert.ok(!('dedup' in (JSON.parse((await cli(['topics', 'describe', '--dir', dir, '--topic', 'plain', '--format', 'json'])).out) as { partitions: object[] }).partitions[0]!));
 });
 
-test('a window too large for wasm memory: the store opens, appends fail with DedupUnavailableError, the topic can be deleted', async () => {
-  const dir = tmp();
-  const s = await Store.open(dir, { retentionCheckMs: -1 });
-  try {
-    await s.createTopic('huge', { config: { dedup: { by: 'key', window: { count: 2 ** 26 } } } });
-    const p = s.partition('huge');
-    await assert.rejects(p.append([rec('a')]), (e: unknown) => e instanceof DedupUnavailableError && (e as Error).cause instanceof Error && ((e as Error).cause as { code?: string }).code === 'ERR_WASM_MEMORY');
-    await assert.rejects(s.dedupStats('huge'), DedupUnavailableError);
-    assert.equal(p.logEndOffset, 0);
-  } finally {
-    await s.close();
+/**
+ * Allocates wasm memory until allocation fails, then frees small blocks
+ * totalling at most 16 MiB: a partition's small buffers still fit, a 40 MiB
+ * window does not. Returns the blocks still held (free them after).
+ */
+function exhaustWasmMemory(): number[] {
+  const k = getKernelsSync();
+  const blocks: { ptr: number; size: number }[] = [];
+  for (let size = 256 << 20; size >= 1 << 20; size >>>= 1) {
+    for (;;) {
+      try { blocks.push({ ptr: k.alloc(size), size }); } catch { break; }
+    }
   }
-  const s2 = await Store.open(dir, { retentionCheckMs: -1 });
+  blocks.sort((x, y) => x.size - y.size);
+  let freed = 0;
+  while (blocks.length > 0 && freed + blocks[0]!.size <= 16 << 20) {
+    const b = blocks.shift()!;
+    k.free(b.ptr);
+    freed += b.size;
+  }
+  assert.ok(freed >= 4 << 20, `expected small blocks to free, freed ${freed}`);
+  return blocks.map((b) => b.ptr);
+}
+
+test('a window that cannot be allocated: the store opens, appends fail with DedupUnavailableError, the topic can be deleted', async () => {
+  const dir = tmp();
+  const k = getKernelsSync();
+  // Windows of 2^20 entries (~40 MiB) are valid; make wasm memory unable to hold one.
+  const blocks = exhaustWasmMemory();
   try {
-    await assert.rejects(s2.partition('huge').append([rec('a')]), DedupUnavailableError);
-    await s2.deleteTopic('huge');
-    assert.equal(s2.hasTopic('huge'), false);
+    const s = await Store.open(dir, { retentionCheckMs: -1 });
+    try {
+      await s.createTopic('huge', { config: { dedup: { by: 'key', window: { count: 2 ** 20 } } } });
+      const p = s.partition('huge');
+      await assert.rejects(p.append([rec('a')]), (e: unknown) => e instanceof DedupUnavailableError && (e as Error).cause instanceof Error && ((e as Error).cause as { code?: string }).code === 'ERR_WASM_MEMORY');
+      await assert.rejects(s.dedupStats('huge'), DedupUnavailableError);
+      assert.equal(p.logEndOffset, 0);
+    } finally {
+      await s.close();
+    }
+    const s2 = await Store.open(dir, { retentionCheckMs: -1 });
+    try {
+      await assert.rejects(s2.partition('huge').append([rec('a')]), DedupUnavailableError);
+      await s2.deleteTopic('huge');
+      assert.equal(s2.hasTopic('huge'), false);
+    } finally {
+      await s2.close();
+    }
   } finally {
-    await s2.close();
+    for (const b of blocks) k.free(b);
   }
 });
 

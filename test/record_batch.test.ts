@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { getKernelsSync, WasmBuffer } from '../src/kernels.js';
 import {
   RecordBatchEncoder, BatchScanner, RecordBatchDecoder, stampBaseOffset, ScanStop, ScanResult,
-  ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BATCH_HEADER_SIZE, EncodeOptions,
+  ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BATCH_HEADER_SIZE, EncodeOptions, MAX_INFLATED_BYTES,
 } from '../src/record_batch.js';
 import { normalizeRecord, RecordInput, StoredRecord, NormalizedRecord } from '../src/record.js';
 import { CorruptionError, InvalidArgumentError, UnsupportedCodecError } from '../src/errors.js';
@@ -640,6 +640,20 @@ test('gzip batches (codec 1) are read by decodeAsync', async () => {
   new DataView(badInner.buffer).setInt16(21, 1);
   refFixCrc(badInner);
   await assert.rejects(decodeAllAsync(badInner), CorruptionError);
+});
+
+test('a gzip batch that inflates beyond MAX_INFLATED_BYTES is corruption, not a huge allocation', async () => {
+  const plain = encode([{ key: null, value: 'x' }], 0);
+  // 1 KiB of gzip that inflates to MAX_INFLATED_BYTES + 1 MiB of zeros.
+  const bomb = gzipSync(new Uint8Array(MAX_INFLATED_BYTES + (1 << 20)), { level: 9 });
+  assert.ok(bomb.length < 256 * 1024);
+  const bytes = concat([plain.subarray(0, BATCH_HEADER_SIZE), bomb]);
+  const dv = new DataView(bytes.buffer);
+  dv.setInt32(8, bytes.length - 12);
+  dv.setInt16(21, 1);
+  refFixCrc(bytes);
+  assert.equal(scan(bytes).stop, ScanStop.End);
+  await assert.rejects(decodeAllAsync(bytes), (e: unknown) => e instanceof CorruptionError && /inflates beyond/.test((e as Error).message));
 });
 
 test('snappy, lz4, zstd and unknown codecs give UnsupportedCodecError', async () => {
