@@ -105,10 +105,36 @@ export interface CaseRun {
   teardown?(): void | Promise<void>;
 }
 
+/**
+ * Places a case on a scaling chart (bench/charts/<id>.svg, drawn by
+ * bench/charts.ts): cases with the same id are the points of one chart, x is
+ * the case's parameter, and every contender (by name) is one line.
+ */
+export interface ChartPoint {
+  /** File name of the chart (bench/charts/<id>.svg): lower case, digits and '-'. */
+  id: string;
+  /** Chart title. */
+  title: string;
+  /** Label of the x axis, e.g. 'value size'. */
+  xLabel: string;
+  /** This case's x value (> 0; the x axis is logarithmic). */
+  x: number;
+  /** How x values are printed: 'bytes' (1 KiB, 1 MiB) or 'count' (10k, 1M). */
+  xFormat: 'bytes' | 'count';
+}
+
 /** One measured comparison, e.g. 'CRC-32C, 1 MiB'. */
 export interface BenchCase {
   name: string;
   metric: Metric;
+  /**
+   * Fraction of the run's measured time (--time) given to this case's
+   * contenders, in (0, 1]: for slow cases in a large sweep. Rounds and the
+   * warm-up are unchanged.
+   */
+  timeScale?: number;
+  /** Where this case appears on a scaling chart (optional). */
+  chart?: ChartPoint;
   /** Requirements checked against this case's results. */
   bars?: Bar[];
   /** Builds the data and the contenders; called right before the case runs. */
@@ -201,6 +227,10 @@ export interface CaseResult {
   contenders: ContenderResult[];
   bars: BarResult[];
   elapsedSeconds: number;
+  /** Measured time per contender actually used (--time × the case's timeScale), ms. */
+  timeMs?: number;
+  /** The case's chart point, when it has one. */
+  chart?: ChartPoint;
 }
 
 let sink: unknown = 0;
@@ -315,7 +345,10 @@ export async function runCase(group: string, bench: BenchCase, opts: HarnessOpti
     for (const c of contenders) ns.push(await calibrate(c, opts.sampleMs));
     const samples: number[][] = contenders.map(() => []);
     const roundMedians: number[][] = contenders.map(() => []);
-    const perRound = opts.timeMs / opts.rounds;
+    const scale = bench.timeScale ?? 1;
+    if (!(scale > 0 && scale <= 1)) throw new Error(`${bench.name}: timeScale must be in (0, 1], got ${scale}`);
+    const timeMs = opts.timeMs * scale;
+    const perRound = timeMs / opts.rounds;
     for (let round = 0; round < opts.rounds; round++) {
       for (let j = 0; j < contenders.length; j++) {
         const i = (j + round) % contenders.length;
@@ -366,6 +399,8 @@ export async function runCase(group: string, bench: BenchCase, opts: HarnessOpti
       contenders: results,
       bars: checkBars(bench, results, ratios),
       elapsedSeconds: (performance.now() - started) / 1000,
+      timeMs,
+      ...(bench.chart ? { chart: bench.chart } : {}),
     };
   } finally {
     await setup.teardown?.();

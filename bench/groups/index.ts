@@ -13,6 +13,7 @@ import { tier } from './tier.js';
 import { kv } from './kv.js';
 import { replayGroup } from './replay.js';
 import { logGroup } from './log.js';
+import { scaling } from './scaling.js';
 
 export const GROUPS: BenchGroup[] = [
   // Kernel groups (issue 2).
@@ -27,4 +28,6 @@ export const GROUPS: BenchGroup[] = [
   tier,
   kv,
   replayGroup,
+  // Scaling curves and charts (issue 8).
+  scaling,
 ];

@@ -16,7 +16,7 @@ import { prng, randomBytes } from '../lib/data.js';
 const require = createRequire(import.meta.url);
 
 /** The parts of lmdb-js used here. */
-interface LmdbDb {
+export interface LmdbDb {
   get(key: Uint8Array): Uint8Array | undefined;
   put(key: Uint8Array, value: Uint8Array): Promise<boolean>;
   transactionSync<T>(fn: () => T): T;
@@ -27,7 +27,7 @@ interface LmdbDb {
 interface LmdbModule { open(o: Record<string, unknown>): LmdbDb }
 
 /** The parts of classic-level used here. */
-interface LevelDb {
+export interface LevelDb {
   open(): Promise<void>;
   close(): Promise<void>;
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
@@ -38,19 +38,22 @@ interface ClassicLevelModule { ClassicLevel: new (location: string, o: Record<st
 
 /** Keys per store (SEDIMENT_BENCH_KV_KEYS overrides, for quick runs; the bars are about 1,000,000). */
 export const KV_KEYS = Number(process.env.SEDIMENT_BENCH_KV_KEYS ?? 1_000_000);
-const VALUE_BYTES = 100;
-const HOT_KEYS = 10_000;
-const PUT_BATCH = 1_000;
+export const VALUE_BYTES = 100;
+export const HOT_KEYS = 10_000;
+export const PUT_BATCH = 1_000;
 const SCAN_KEYS = 1_000;
 
-function keyOf(i: number): Uint8Array {
+// The helpers below are shared with bench/groups/scaling.ts, which runs the get and put
+// cases at 10k and 100k keys; this group's cases are the 1 M points of those charts.
+
+export function keyOf(i: number): Uint8Array {
   const s = `key${String(i).padStart(13, '0')}`;
   const out = new Uint8Array(16);
   for (let j = 0; j < 16; j++) out[j] = s.charCodeAt(j);
   return out;
 }
 
-function hex(b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex'); }
+export function hex(b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex'); }
 
 interface Dataset {
   dir: string;
@@ -66,26 +69,26 @@ interface Dataset {
 
 let data: Promise<Dataset> | null = null;
 
-function shuffled(n: number, seed: number): number[] {
+export function shuffled(n: number, seed: number): number[] {
   const next = prng(seed);
   const a = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) { const j = next() % (i + 1); const t = a[i]!; a[i] = a[j]!; a[j] = t; }
   return a;
 }
 
-const KV_OPTS = { cacheBytes: 64 << 20 };
+export const KV_OPTS = { cacheBytes: 64 << 20 };
 
-async function openSediment(dir: string): Promise<{ store: Store; kv: KvStore }> {
+export async function openSediment(dir: string): Promise<{ store: Store; kv: KvStore }> {
   const store = await Store.open(path.join(dir, 'sediment'), { retentionCheckMs: -1 });
   return { store, kv: await store.kv('bench', KV_OPTS) };
 }
 
-function openLmdb(dir: string): LmdbDb {
+export function openLmdb(dir: string): LmdbDb {
   const lmdb = require('lmdb') as LmdbModule;
   return lmdb.open({ path: path.join(dir, 'lmdb'), keyEncoding: 'binary', encoding: 'binary', compression: false });
 }
 
-async function openLevel(dir: string): Promise<LevelDb> {
+export async function openLevel(dir: string): Promise<LevelDb> {
   const { ClassicLevel } = require('classic-level') as ClassicLevelModule;
   const db = new ClassicLevel(path.join(dir, 'level'), { keyEncoding: 'view', valueEncoding: 'view' });
   await db.open();
@@ -144,6 +147,7 @@ function getCase(): BenchCase {
   return {
     name: `get, ${HOT_KEYS.toLocaleString('en')}-key hot set of ${KV_KEYS.toLocaleString('en')} keys`,
     metric: nsPer(1, 'get'),
+    chart: { id: 'kv-get', title: 'KV get (hot set of 10,000 keys) as the store grows', xLabel: 'keys in the store', x: KV_KEYS, xFormat: 'count' },
     bars: [{ label: 'get (cached working set) ≥ 1× lmdb', sediment: 'sediment getSync', peers: ['lmdb get'], minRatio: 1 }],
     async setup() {
       const d = await dataset();
@@ -185,6 +189,7 @@ function putCase(): BenchCase {
   return {
     name: `batched put + flush, ${PUT_BATCH.toLocaleString('en')} keys per batch (overwrites in ${KV_KEYS.toLocaleString('en')} keys)`,
     metric: nsPer(PUT_BATCH, 'key'),
+    chart: { id: 'kv-put', title: 'KV batched put + flush (1,000 keys per batch) as the store grows', xLabel: 'keys in the store', x: KV_KEYS, xFormat: 'count' },
     bars: [{ label: 'batched put + flush ≥ 1× lmdb', sediment: 'sediment batch + flush', peers: ['lmdb transactionSync'], minRatio: 1 }],
     async setup() {
       const d = await dataset();
