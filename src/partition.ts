@@ -363,22 +363,34 @@ export class Partition {
     if (records.length > MAX_RECORDS_PER_APPEND) throw new InvalidArgumentError(`at most ${MAX_RECORDS_PER_APPEND} records per append`);
     const now = Date.now();
     const limit = this.config.maxMessageBytes;
-    const norm: NormalizedRecord[] = new Array(records.length);
-    for (let i = 0; i < records.length; i++) {
+    const n = records.length;
+    const norm: NormalizedRecord[] = new Array(n);
+    // Framed-size bound of each record (without the batch header), for the limit and the split.
+    const bounds: number[] = new Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
       const r = normalizeRecord(records[i], i, now);
       // Kafka refuses negative timestamps too; the time index and retention rely on it.
       if (r.timestamp < 0) throw new InvalidArgumentError(`record ${i} timestamp ${r.timestamp} is negative`);
-      const bound = RecordBatchEncoder.maxSize([r]);
-      if (bound > limit) throw new RecordTooLargeError(bound, limit, `record ${i} (framed)`);
+      const bound = RecordBatchEncoder.recordBound(r);
+      if (bound + BATCH_HEADER_SIZE > limit) throw new RecordTooLargeError(bound + BATCH_HEADER_SIZE, limit, `record ${i} (framed)`);
       norm[i] = r;
+      bounds[i] = bound;
+      total += bound;
     }
     let keep: boolean[] | null = null;
-    if (this.appendFilter && norm.length > 0) keep = this.appendFilter.filter(norm);
-    const kept: NormalizedRecord[] = [];
+    if (this.appendFilter && n > 0) keep = this.appendFilter.filter(norm);
+    let kept: NormalizedRecord[] = norm;
+    let keptBounds = bounds;
     const dropped: number[] = [];
-    const offsets: number[] = new Array(norm.length);
-    for (let i = 0; i < norm.length; i++) {
-      if (keep && !keep[i]) { dropped.push(i); offsets[i] = -1; } else kept.push(norm[i]!);
+    const offsets: number[] = new Array(n);
+    if (keep) {
+      kept = [];
+      keptBounds = [];
+      total = 0;
+      for (let i = 0; i < n; i++) {
+        if (!keep[i]) { dropped.push(i); offsets[i] = -1; } else { kept.push(norm[i]!); keptBounds.push(bounds[i]!); total += bounds[i]!; }
+      }
     }
     const baseOffset = this.logEndOffset;
     if (baseOffset + kept.length > Number.MAX_SAFE_INTEGER) {
@@ -386,19 +398,22 @@ export class Partition {
       throw new InvalidArgumentError(`offsets would pass 2^53 - 1 (logEndOffset ${baseOffset})`);
     }
     try {
-      let start = 0;
-      while (start < kept.length) {
-        // Greedy split by the encoder's size bound.
-        let end = start;
-        let bound = BATCH_HEADER_SIZE;
-        while (end < kept.length) {
-          const b = RecordBatchEncoder.maxSize([kept[end]!]) - BATCH_HEADER_SIZE;
-          if (end > start && bound + b > limit) break;
-          bound += b;
-          end++;
+      if (kept.length > 0 && BATCH_HEADER_SIZE + total <= limit) this.writeBatch(kept);
+      else {
+        let start = 0;
+        while (start < kept.length) {
+          // Greedy split by the encoder's size bound.
+          let end = start;
+          let bound = BATCH_HEADER_SIZE;
+          while (end < kept.length) {
+            const b = keptBounds[end]!;
+            if (end > start && bound + b > limit) break;
+            bound += b;
+            end++;
+          }
+          this.writeBatch(kept.slice(start, end));
+          start = end;
         }
-        this.writeBatch(kept.slice(start, end));
-        start = end;
       }
     } catch (err) {
       this.appendFilter?.aborted?.();
@@ -407,8 +422,8 @@ export class Partition {
       throw err;
     }
     let o = baseOffset;
-    for (let i = 0; i < norm.length; i++) if (offsets[i] !== -1) offsets[i] = o++;
-    if (kept.length > 0) this.appendFilter?.committed?.(kept, offsets.filter((x) => x >= 0));
+    for (let i = 0; i < n; i++) if (offsets[i] !== -1) offsets[i] = o++;
+    if (kept.length > 0 && this.appendFilter?.committed) this.appendFilter.committed(kept, offsets.filter((x) => x >= 0));
     this.unflushedRecords += kept.length;
     this.notify();
     return { baseOffset, lastOffset: baseOffset + kept.length - 1, count: kept.length, dropped, offsets };
@@ -417,7 +432,8 @@ export class Partition {
   private writeBatch(batch: NormalizedRecord[]): void {
     const size = this.encoder.encode(batch, this.writeBuf, 0);
     let seg = this.active;
-    const maxTs = batch.reduce((m, r) => (r.timestamp > m ? r.timestamp : m), batch[0]!.timestamp);
+    let maxTs = batch[0]!.timestamp;
+    for (let i = 1; i < batch.length; i++) if (batch[i]!.timestamp > maxTs) maxTs = batch[i]!.timestamp;
     if (this.shouldRoll(seg, size, maxTs, batch.length)) seg = this.roll();
     const baseOffset = seg.nextOffset;
     stampBaseOffset(this.k, this.writeBuf.ptr, baseOffset);

@@ -87,6 +87,10 @@ export interface NormalizedRecord {
   timestamp: number;
 }
 
+/** Shared by records without headers (never mutated). */
+const NO_HEADER_KEYS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+const NO_HEADER_VALUES: (Uint8Array | null)[] = Object.freeze([]) as unknown as (Uint8Array | null)[];
+
 /** Validates and normalises one record; throws InvalidArgumentError. */
 export function normalizeRecord(r: unknown, index: number, now: number): NormalizedRecord {
   if (r === null || typeof r !== 'object' || Array.isArray(r) || r instanceof Uint8Array) {
@@ -103,10 +107,11 @@ export function normalizeRecord(r: unknown, index: number, now: number): Normali
     }
     timestamp = rec.timestamp;
   }
+  const h = rec.headers;
+  if (h === undefined || h === null) return { key, value, headerKeys: NO_HEADER_KEYS, headerValues: NO_HEADER_VALUES, timestamp };
   const headerKeys: Uint8Array[] = [];
   const headerValues: (Uint8Array | null)[] = [];
-  const h = rec.headers;
-  if (h !== undefined && h !== null) {
+  {
     if (Array.isArray(h)) {
       for (let j = 0; j < h.length; j++) {
         const e = h[j] as unknown;

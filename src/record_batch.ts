@@ -89,15 +89,19 @@ export class RecordBatchEncoder {
     this.pos = new WasmBuffer(k, 4096);
   }
 
-  /** Upper bound of the encoded size of these records. */
+  /** Upper bound of one record's framed size in a batch (batch header not included). */
+  static recordBound(r: NormalizedRecord): number {
+    let n = MAX_RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    for (let j = 0; j < r.headerKeys.length; j++) {
+      n += MAX_HEADER_OVERHEAD + r.headerKeys[j]!.length + (r.headerValues[j]?.length ?? 0);
+    }
+    return n;
+  }
+
+  /** Upper bound of the encoded size of these records as one batch. */
   static maxSize(records: readonly NormalizedRecord[]): number {
     let n = BATCH_HEADER_SIZE;
-    for (const r of records) {
-      n += MAX_RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-      for (let j = 0; j < r.headerKeys.length; j++) {
-        n += MAX_HEADER_OVERHEAD + r.headerKeys[j]!.length + (r.headerValues[j]?.length ?? 0);
-      }
-    }
+    for (const r of records) n += RecordBatchEncoder.recordBound(r);
     return n;
   }
 
