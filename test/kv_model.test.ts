@@ -40,6 +40,7 @@ type Op =
   | { t: 'forget'; k: number }
   | { t: 'flush' }
   | { t: 'compact' }
+  | { t: 'cluster' }
   | { t: 'checkpoint' }
   | { t: 'reopen'; dropCheckpoint: boolean }
   | { t: 'crash'; mode: 'lose' | 'torn' | 'keep'; torn: number; compactFirst: boolean };
@@ -60,6 +61,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('forget' as const), k: keyIdx }) },
   { weight: 2, arbitrary: fc.constant({ t: 'flush' as const }) },
   { weight: 1, arbitrary: fc.constant({ t: 'compact' as const }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'cluster' as const }) },
   { weight: 1, arbitrary: fc.constant({ t: 'checkpoint' as const }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('reopen' as const), dropCheckpoint: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('crash' as const), mode: fc.constantFrom('lose' as const, 'torn' as const, 'keep' as const), torn: fc.integer({ min: 1, max: 400 }), compactFirst: fc.boolean() }) },
@@ -186,7 +188,7 @@ function checkEqual(kv: KvStore, m: Model, where: string): void {
   assert.deepEqual(range, want.map((bk) => m.get(td.decode(Uint8Array.from(bk, (c) => c.charCodeAt(0))))!.value), `range ${where}`);
 }
 
-const KV_OPTS = { segmentBytes: 1024, flushMs: -1, minDirtyRatio: -1, checkpointBytes: -1, cacheBytes: 2048 } as const;
+const KV_OPTS = { segmentBytes: 1024, flushMs: -1, minDirtyRatio: -1, checkpointBytes: -1, clusterRatio: -1, cacheBytes: 2048 } as const;
 
 async function openKv(dir: string, fsx: FaultyStorage): Promise<{ store: Store; kv: KvStore }> {
   const store = await Store.open(dir, { retentionCheckMs: -1, storage: fsx });
@@ -210,6 +212,10 @@ async function runScenario(ops: Op[]): Promise<void> {
         break;
       case 'compact':
         await kv.compact();
+        checkEqual(kv, model, where);
+        break;
+      case 'cluster':
+        await kv.cluster();
         checkEqual(kv, model, where);
         break;
       case 'checkpoint':

@@ -18,7 +18,14 @@
 
 import BTreeModule from 'sorted-btree';
 import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
-import { FLAG_DISABLED, FLAG_FORGOTTEN } from './kv_record.js';
+import { FLAG_DISABLED, FLAG_FORGOTTEN, FLAG_MASK } from './kv_record.js';
+
+/**
+ * Index-only flag (never written to the log): the value was copied into a
+ * key-ordered run by clustering (kv_cluster.ts). A hint for scheduling;
+ * kept in checkpoints, lost (harmlessly) when a value is replayed.
+ */
+export const FLAG_CLUSTERED = 0x80;
 import { bytesToByteString } from './kv_keys.js';
 
 type BTree<K, V> = import('sorted-btree').default<K, V>;
@@ -93,6 +100,10 @@ export class KvIndex {
   visible = 0;
   /** Keys and values of every slot with a value, in bytes (what compaction keeps). */
   liveBytes = 0;
+  /** Slots with a value (visible or forgotten). */
+  values = 0;
+  /** Slots with a value marked FLAG_CLUSTERED. */
+  clustered = 0;
 
   constructor(capacity = 1024, packed: PackedKeys = EMPTY) {
     this.packed = packed;
@@ -122,7 +133,11 @@ export class KvIndex {
     for (let i = 0; i < n; i++) {
       if (ix.valLen[i]! >= 0) {
         ix.liveBytes += ends[i]! - (i === 0 ? 0 : ends[i - 1]!) + ix.valLen[i]!;
+        ix.values++;
         if ((ix.flags[i]! & FLAG_FORGOTTEN) === 0) ix.visible++;
+        if ((ix.flags[i]! & FLAG_CLUSTERED) !== 0) ix.clustered++;
+      } else {
+        ix.flags[i] = ix.flags[i]! & FLAG_MASK;
       }
     }
     return ix;
@@ -205,18 +220,28 @@ export class KvIndex {
   isVisible(s: number): boolean { return this.valLen[s]! >= 0 && (this.flags[s]! & FLAG_FORGOTTEN) === 0; }
   isDisabled(s: number | undefined): boolean { return s !== undefined && (this.flags[s]! & FLAG_DISABLED) !== 0; }
 
-  /** A put at `offset` (slot: the key's slot when the caller already looked it up, or undefined). */
-  put(key: string, slot: number | undefined, offset: number, pos: number, len: number, crc: number): void {
+  /**
+   * A put at `offset` (slot: the key's slot when the caller already looked it
+   * up, or undefined). `clustered`: the value is a clustering copy.
+   */
+  put(key: string, slot: number | undefined, offset: number, pos: number, len: number, crc: number, clustered = false): void {
     let s = slot;
     if (s === undefined) s = this.alloc(key);
+    const f = this.flags[s]!;
     const hadValue = this.valLen[s]! >= 0;
-    const wasVisible = hadValue && (this.flags[s]! & FLAG_FORGOTTEN) === 0;
-    if (hadValue) this.liveBytes -= key.length + this.valLen[s]!;
+    const wasVisible = hadValue && (f & FLAG_FORGOTTEN) === 0;
+    if (hadValue) {
+      this.liveBytes -= key.length + this.valLen[s]!;
+      if ((f & FLAG_CLUSTERED) !== 0) this.clustered--;
+    } else {
+      this.values++;
+    }
     this.valOff[s] = offset;
     this.valPos[s] = pos;
     this.valLen[s] = len;
     this.valCrc[s] = crc;
-    this.flags[s] = this.flags[s]! & ~FLAG_FORGOTTEN;
+    this.flags[s] = (f & ~(FLAG_FORGOTTEN | FLAG_CLUSTERED)) | (clustered ? FLAG_CLUSTERED : 0);
+    if (clustered) this.clustered++;
     this.liveBytes += key.length + len;
     if (!wasVisible) this.visible++;
   }
@@ -227,17 +252,20 @@ export class KvIndex {
     if (s === undefined) return;
     if (this.valLen[s]! >= 0) {
       if ((this.flags[s]! & FLAG_FORGOTTEN) === 0) this.visible--;
+      if ((this.flags[s]! & FLAG_CLUSTERED) !== 0) this.clustered--;
+      this.values--;
       this.liveBytes -= key.length + this.valLen[s]!;
       this.valLen[s] = -1;
       this.valOff[s] = -1;
     }
-    this.flags[s] = this.flags[s]! & ~FLAG_FORGOTTEN;
+    this.flags[s] = this.flags[s]! & FLAG_DISABLED;
     if (this.flags[s] === 0) this.release(key, s);
   }
 
-  /** A flags record at `offset` setting the key's flags to `flags`. */
+  /** A flags record at `offset` setting the key's flags (FLAG_MASK bits) to `flags`. */
   setFlags(key: string, slot: number | undefined, offset: number, flags: number): void {
     let s = slot ?? this.tree.get(key);
+    flags &= FLAG_MASK;
     if (s === undefined) {
       if (flags === 0) return;
       s = this.alloc(key);
@@ -251,8 +279,20 @@ export class KvIndex {
       if (was && !now) this.visible--;
       if (!was && now) this.visible++;
     }
-    this.flags[s] = f;
+    this.flags[s] = f | (this.flags[s]! & FLAG_CLUSTERED);
     this.flagOff[s] = offset;
     if (f === 0 && !hadValue) this.release(key, s);
+  }
+
+  /**
+   * Moves a value to a clustering copy at `offset`/`pos` (same bytes) and,
+   * for a forgotten key, its flags record to `flagsOffset`.
+   */
+  moved(s: number, offset: number, pos: number, flagsOffset: number): void {
+    if ((this.flags[s]! & FLAG_CLUSTERED) === 0) this.clustered++;
+    this.valOff[s] = offset;
+    this.valPos[s] = pos;
+    this.flags[s] = this.flags[s]! | FLAG_CLUSTERED;
+    if (flagsOffset >= 0) this.flagOff[s] = flagsOffset;
   }
 }

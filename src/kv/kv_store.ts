@@ -26,11 +26,12 @@ import { ClosedError, CorruptionError, InvalidArgumentError, ReadOnlyError, Reco
 import { validateTopicName } from '../topic_config.js';
 import { KvIndex, IndexKey } from './kv_index.js';
 import { ValueCache } from './kv_cache.js';
-import { BatchLayout, RecordCursor, FLAG_DISABLED, FLAG_FORGOTTEN, FLAGS_HEADER, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
+import { BatchLayout, RecordCursor, FLAG_DISABLED, FLAG_FORGOTTEN, FLAG_MASK, FLAGS_HEADER, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
 import { KvBytes, keyString, boundString, valueBytes, byteStringToBytes, bytesToByteString, prefixEnd } from './kv_keys.js';
 import { LogScanner, segmentGeneration } from './kv_log.js';
 import { CHECKPOINT_FILE, CHECKPOINTS_SUPPORTED, decodeCheckpoint, encodeCheckpoint, LoadedCheckpoint } from './kv_checkpoint.js';
 import { KvCompactor, CompactionStats } from './kv_compactor.js';
+import { clusterPass, ClusterStats } from './kv_cluster.js';
 import { KeyDisabledError, KeyNotFoundError } from './kv_errors.js';
 
 /** Topic of namespace `name`: `__kv.<name>`. */
@@ -41,6 +42,9 @@ export const DEFAULT_KV_BATCH_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_KV_CACHE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_KV_CHECKPOINT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_KV_MIN_DIRTY_RATIO = 0.5;
+export const DEFAULT_KV_CLUSTER_RATIO = 0.25;
+/** Clustering waits for at least this many values out of key order. */
+const CLUSTER_MIN_VALUES = 4096;
 /** Namespace names: what Kafka allows in a topic name, at most 200 characters. */
 const NAME = /^[a-zA-Z0-9._-]{1,200}$/;
 /** Entries fetched from the index per range() refill (the first refill is smaller). */
@@ -62,6 +66,8 @@ export interface KvOptions {
   checkpointBytes?: number;
   /** Background flush period of the namespace topic in ms, when created (default 1000; -1: only flush()). */
   flushMs?: number;
+  /** Cluster values by key in the background once this share of them is not in key order (default 0.25; -1: only cluster()). */
+  clusterRatio?: number;
 }
 
 /** One operation of batch(). */
@@ -119,6 +125,11 @@ export interface KvStats {
   cacheMisses: number;
   compactionPasses: number;
   lastCompaction: CompactionStats | null;
+  /** Values with a value (visible or forgotten), and how many of them are in key-ordered runs. */
+  values: number;
+  clusteredValues: number;
+  clusterPasses: number;
+  lastCluster: ClusterStats | null;
   /** The last background (compaction or checkpoint) failure, if any. */
   maintenanceError: string | null;
   load: KvLoadReport;
@@ -155,7 +166,7 @@ export class KvStore {
   private readonly crc: Crc32c;
   private readonly scratch: WasmBuffer;
   private readonly layout = new BatchLayout();
-  private readonly opts: Required<Pick<KvOptions, 'minDirtyRatio' | 'checkpointBytes'>>;
+  private readonly opts: Required<Pick<KvOptions, 'minDirtyRatio' | 'checkpointBytes' | 'clusterRatio'>>;
   private readonly gens = new WeakMap<LogSegment, number>();
   private lastGen = 0;
   private cpOffset = 0;
@@ -171,6 +182,9 @@ export class KvStore {
   private maintenanceError: Error | null = null;
   private passes = 0;
   private lastCompaction: CompactionStats | null = null;
+  private bytesSinceCluster = 0;
+  private clusterPasses = 0;
+  private lastCluster: ClusterStats | null = null;
   private closing = false;
   private closed = false;
   private loadReport: KvLoadReport = { fromCheckpoint: false, replayedRecords: 0, rescannedSegments: 0, ms: 0 };
@@ -187,7 +201,10 @@ export class KvStore {
     this.scratch = new WasmBuffer(store.k, 64 * 1024);
     const ratio = opts.minDirtyRatio ?? DEFAULT_KV_MIN_DIRTY_RATIO;
     if (typeof ratio !== 'number' || !(ratio === -1 || (ratio >= 0 && ratio <= 1))) throw new InvalidArgumentError(`minDirtyRatio must be in [0, 1] or -1, got ${ratio}`);
+    const cluster = opts.clusterRatio ?? DEFAULT_KV_CLUSTER_RATIO;
+    if (typeof cluster !== 'number' || !(cluster === -1 || (cluster >= 0 && cluster <= 1))) throw new InvalidArgumentError(`clusterRatio must be in [0, 1] or -1, got ${cluster}`);
     this.opts = {
+      clusterRatio: cluster,
       minDirtyRatio: ratio,
       checkpointBytes: optInt(opts.checkpointBytes, 'checkpointBytes', 1, DEFAULT_KV_CHECKPOINT_BYTES, true),
     };
@@ -489,6 +506,7 @@ export class KvStore {
     this.mutationCount += records.length;
     this.bytesSinceCheckpoint += bytes;
     this.bytesSinceCompaction += bytes;
+    this.bytesSinceCluster += bytes;
     this.bytesSinceCheck += bytes;
     if (this.bytesSinceCheck >= 1 << 20) { this.bytesSinceCheck = 0; this.scheduleMaintenance(); }
     return { base: r.baseOffset, batchPos };
@@ -635,6 +653,7 @@ export class KvStore {
 
   /** Writes a flags record for a key (disable / enable / forget). */
   private writeFlags(key: KvBytes, ks: string, flags: number): void {
+    flags &= FLAG_MASK;
     const kb = key instanceof Uint8Array ? key : byteStringToBytes(ks);
     this.layout.reset();
     this.layout.add(kb.length, -1, true);
@@ -810,27 +829,38 @@ export class KvStore {
       if (c !== undefined) out[i] = c.slice();
       else (misses ??= []).push(i);
     }
-    if (misses === null) return;
+    if (misses !== null) this.readSlots(slots, misses, out);
+  }
+
+  /**
+   * Reads from the log the values of slots[misses[q]] into out[misses[q]],
+   * CRC-checked, in file order, with values near each other read together.
+   */
+  private readSlots(slots: readonly number[], misses: readonly number[], out: Uint8Array[]): void {
+    const ix = this.ix;
     const p = this.partition;
     const segs = p.segments;
     const m = misses.length;
     // Sort the misses by (segment, position) with a native numeric sort: each key packs
-    // the segment's index, the value's position and the miss's index (m <= 1024).
+    // the segment's index, the value's position and the miss's index.
     const segOf = new Array<LogSegment | undefined>(m);
     const sortKeys = new Float64Array(m);
-    let packable = segs.length < 2048 && m <= 1024; // keys stay below 2^53
+    let mult = 1;
+    while (mult < m) mult *= 2;
+    // Keys stay below 2^53.
+    let packable = (segs.length + 1) * 2147483648 * mult * 2 < 2 ** 53;
     for (let q = 0; q < m; q++) {
       const sl = slots[misses[q]!]!;
       const si = segmentIndex(segs, ix.valOff[sl]!);
       segOf[q] = si < 0 ? undefined : segs[si];
-      sortKeys[q] = ((si + 1) * 2147483648 + ix.valPos[sl]!) * 1024 + q;
+      sortKeys[q] = ((si + 1) * 2147483648 + ix.valPos[sl]!) * mult + q;
       if (si < 0) packable = false;
     }
     let order: ArrayLike<number>;
     if (packable) {
       sortKeys.sort();
       const o = new Int32Array(m);
-      for (let q = 0; q < m; q++) o[q] = sortKeys[q]! % 1024;
+      for (let q = 0; q < m; q++) o[q] = sortKeys[q]! % mult;
       order = o;
     } else {
       const o = Array.from({ length: m }, (_, q) => q);
@@ -966,6 +996,85 @@ export class KvStore {
     return logBytes > 0 && 1 - live / logBytes >= r;
   }
 
+  private clusterDue(): boolean {
+    const r = this.opts.clusterRatio;
+    if (r < 0 || this.compactor === null) return false;
+    const p = this.partition;
+    if (p.segments.length < 2) return false;
+    const ix = this.ix;
+    const loose = ix.values - ix.clustered;
+    if (loose < CLUSTER_MIN_VALUES || loose < ix.values * r) return false;
+    return this.bytesSinceCluster >= Math.max(64 << 10, Math.min(p.config.segmentBytes, 64 << 20) / 4);
+  }
+
+  private async runCluster(): Promise<ClusterStats> {
+    this.bytesSinceCluster = 0;
+    const kv = this;
+    const st = await clusterPass({
+      partition: kv.partition,
+      get index() { return kv.ix; },
+      maxBatchBytes: kv.partition.config.maxMessageBytes,
+      stopping: () => kv.closing || kv.closed,
+      readValues: (slots, out) => kv.readSlots(slots, slots.map((_, i) => i), out),
+      appendCopies: (keys, slots, values) => kv.appendCopies(keys, slots, values),
+    });
+    this.clusterPasses++;
+    this.lastCluster = st;
+    return st;
+  }
+
+  /** Appends clustering copies of values (one batch) and points the index at them. */
+  private appendCopies(keys: readonly IndexKey[], slots: readonly number[], values: readonly Uint8Array[]): void {
+    this.checkWritable();
+    const ix = this.ix;
+    const L = this.layout;
+    L.reset();
+    const records: RecordInput[] = [];
+    const putAt = new Array<number>(keys.length);
+    const flagsAt = new Array<number>(keys.length);
+    const vpos = new Array<number>(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const kb = ix.keyBytes(keys[i]!);
+      const f = ix.flags[slots[i]!]! & FLAG_MASK;
+      vpos[i] = L.add(kb.length, values[i]!.length, false);
+      putAt[i] = records.length;
+      records.push({ key: kb, value: values[i]! });
+      if ((f & FLAG_FORGOTTEN) !== 0) {
+        // The put would end the forgotten state on replay: its flags record goes in the same batch.
+        L.add(kb.length, -1, true);
+        flagsAt[i] = records.length;
+        records.push({ key: kb, value: null, headers: [[FLAGS_HEADER, new Uint8Array([f])]] });
+      } else {
+        flagsAt[i] = -1;
+      }
+    }
+    const w = this.write(records);
+    for (let i = 0; i < keys.length; i++) {
+      ix.moved(slots[i]!, w.base + putAt[i]!, w.batchPos + vpos[i]!, flagsAt[i]! >= 0 ? w.base + flagsAt[i]! : -1);
+    }
+  }
+
+  /**
+   * Clusters now: copies the values in closed segments that are not in key
+   * order, in key order, to the end of the log (see docs/kv.md); resolves
+   * with what it did. Reads and writes go on meanwhile.
+   */
+  async cluster(): Promise<ClusterStats> {
+    this.checkWritable();
+    return this.exclusive(() => this.runCluster());
+  }
+
+  /** Runs whatever background maintenance is due (compaction, clustering, checkpoint) and waits for it. */
+  async maintain(): Promise<void> {
+    this.checkWritable();
+    await this.exclusive(async () => {
+      if (this.compactionDue()) await this.runCompaction();
+      if (this.clusterDue()) await this.runCluster();
+      if (this.compactionDue()) await this.runCompaction();
+      if (this.checkpointDue()) await this.writeCheckpoint();
+    });
+  }
+
   private checkpointDue(): boolean {
     // At least checkpointBytes, and at least the checkpoint's own size: writing one never costs more than replaying what it saves.
     return this.opts.checkpointBytes > 0 && this.bytesSinceCheckpoint >= Math.max(this.opts.checkpointBytes, this.checkpointFileBytes);
@@ -973,13 +1082,14 @@ export class KvStore {
 
   private scheduleMaintenance(): void {
     if (this.maintenanceScheduled || this.closing || this.closed || this.readOnly) return;
-    if (!this.compactionDue() && !this.checkpointDue()) return;
+    if (!this.compactionDue() && !this.clusterDue() && !this.checkpointDue()) return;
     this.maintenanceScheduled = true;
     setImmediate(() => {
       this.maintenanceScheduled = false;
       if (this.closing || this.closed) return;
       this.exclusive(async () => {
         if (this.compactionDue()) await this.runCompaction();
+        else if (this.clusterDue()) await this.runCluster();
         else if (this.checkpointDue()) await this.writeCheckpoint();
       }).then(() => { this.maintenanceError = null; }, (err: Error) => { this.maintenanceError = err; });
     });
@@ -1066,6 +1176,10 @@ export class KvStore {
       cacheMisses: this.cache.misses,
       compactionPasses: this.passes,
       lastCompaction: this.lastCompaction,
+      values: this.ix.values,
+      clusteredValues: this.ix.clustered,
+      clusterPasses: this.clusterPasses,
+      lastCluster: this.lastCluster,
       maintenanceError: this.maintenanceError ? this.maintenanceError.message : null,
       load: { ...this.loadReport },
     };
