@@ -195,7 +195,9 @@ async function sendFile(req: http.IncomingMessage, res: http.ServerResponse, roo
     'Content-Type': MIME[path.extname(real).toLowerCase()] ?? 'application/octet-stream',
     'ETag': etag,
     'Last-Modified': st.mtime.toUTCString(),
-    'Cache-Control': 'no-cache',
+    // A local tool: files change under it (manifests are rewritten), and a
+    // browser cache would only add disk writes to every read.
+    'Cache-Control': 'no-store',
   };
   if (range) headers['Accept-Ranges'] = 'bytes';
   let start = 0;
@@ -230,7 +232,7 @@ function sendText(res: http.ServerResponse, status: number, text: string): numbe
 
 function sendJson(res: http.ServerResponse, value: unknown): number {
   const body = JSON.stringify(value, null, 2) + '\n';
-  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
+  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
   res.end(body);
   return 200;
 }
