@@ -24,6 +24,8 @@ export const SWAP_SUFFIX = '.swap';
 const DELETED_SUFFIX = '.deleted';
 /** How long a segment replaced by compaction stays open for reads already using it (Kafka's file.delete.delay.ms). */
 const RETIRED_CLOSE_MS = 60_000;
+/** Closed segments whose indexes stay in memory (least recently used ones are unloaded). */
+export const MAX_LOADED_CLOSED_INDEXES = 16;
 /** Largest number of records in one append call. */
 export const MAX_RECORDS_PER_APPEND = 1_000_000;
 /** Bytes read per chunk when reading a segment: the first read is small (point reads), later ones grow. */
@@ -143,6 +145,8 @@ export class Partition {
   private failed: Error | null = null;
   /** The last recovery point known to be durable (-1: none). */
   private durableRecoveryPoint = -1;
+  /** Closed segments whose indexes are loaded, least recently used first. */
+  private readonly indexLru: LogSegment[] = [];
   /** Segments replaced by compaction, kept open for reads already using them (closed with the partition). */
   private readonly retired: { seg: LogSegment; at: number }[] = [];
 
@@ -320,8 +324,9 @@ export class Partition {
       await Promise.all(this.segments.filter((s) => s.dirty).map((s) => s.datasync().then(() => { s.dirty = false; })));
       if (this.dirDirty) { await st.syncDir(this.dir); this.dirDirty = false; }
       if (recoveryPoint !== this.logEndOffset || adopted) await this.writeRecoveryPoint(this.logEndOffset, true);
-      for (const s of this.segments) if (s.closed) { s.index.closeFile(); s.timeIndex.closeFile(); }
     }
+    // Closed segments' indexes load again when a lookup needs them (memory stays bounded, see useIndexes).
+    for (const s of this.segments) if (s.closed) { s.index.unload(); s.timeIndex.unload(); }
     this._highWatermark = this.logEndOffset;
   }
 
@@ -457,6 +462,7 @@ export class Partition {
     const seg = LogSegment.create(this.k, this.storage, this.dir, old.nextOffset, this.settings());
     this.segments.push(seg);
     this.dirDirty = true;
+    this.useIndexes(old);
     this.onRoll?.(old);
     return seg;
   }
@@ -676,6 +682,23 @@ export class Partition {
 
   // --- reads -------------------------------------------------------------------
 
+  /**
+   * Notes a lookup in seg's indexes: closed segments keep their indexes in
+   * wasm memory only while among the MAX_LOADED_CLOSED_INDEXES most recently
+   * used (a 1 GiB segment's indexes take about 5 MiB at the default interval).
+   */
+  private useIndexes(seg: LogSegment): void {
+    if (!seg.closed) return;
+    const lru = this.indexLru;
+    const i = lru.indexOf(seg);
+    if (i >= 0) lru.splice(i, 1);
+    lru.push(seg);
+    while (lru.length > MAX_LOADED_CLOSED_INDEXES) {
+      const old = lru.shift()!;
+      if (old.closed && !old.deleted) { old.index.unload(); old.timeIndex.unload(); }
+    }
+  }
+
   /** The segment holding offset, or undefined. */
   segmentFor(offset: number): LogSegment | undefined {
     const segs = this.segments;
@@ -698,6 +721,7 @@ export class Partition {
     }
     for (const seg of this.segments) {
       if (seg.maxTimestamp < ts) continue;
+      this.useIndexes(seg);
       const loc = seg.locateTimestamp(ts);
       if (!loc) continue;
       const found = await this.firstAtOrAfter(seg, loc.position, loc.prevLastOffset, ts);
@@ -755,6 +779,7 @@ export class Partition {
         const seg = this.segmentFor(next);
         if (!seg) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
         const end = seg.size;
+        this.useIndexes(seg);
         const loc = seg.locateOffset(next, end);
         if (!loc) {
           // next is past this segment's data: continue in the following segment.

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Partition } from '../src/partition.js';
+import { Partition, MAX_LOADED_CLOSED_INDEXES } from '../src/partition.js';
 import { StoredRecord } from '../src/record.js';
 import { ClosedError, OffsetOutOfRangeError } from '../src/errors.js';
 import { tmpDir, cleanupTmp, openPartition, readAll, valueOf, keyOf, assertRecord } from './helpers/log_util.js';
@@ -188,6 +188,8 @@ test('concurrent appends while iterating: readers see only complete batches, con
   const { store, p } = await openPartition(dir, { segmentBytes: 4096, indexIntervalBytes: 256 });
   const total = 1500;
   let written = 0;
+  let writerFailed = false;
+  const deadline = Date.now() + 60_000;
   const writer = (async () => {
     while (written < total) {
       const n = Math.min(total - written, 1 + (written % 13));
@@ -198,11 +200,12 @@ test('concurrent appends while iterating: readers see only complete batches, con
       if (written % 5 === 0) await p.flush();
       await new Promise((r) => setImmediate(r));
     }
-  })();
+  })().catch((e) => { writerFailed = true; throw e; });
   const readers = [0, 1, 2].map(async (k) => {
     let next = 0;
     let passes = 0;
-    while (next < total) {
+    while (next < total && !writerFailed) {
+      assert.ok(Date.now() < deadline, `reader ${k} stuck at ${next}`);
       // Non-tailing reads of whatever is there now, slowly.
       for await (const r of p.read({ offset: next }, { maxRecords: 97 + k })) {
         assert.equal(r.offset, next);
@@ -223,6 +226,7 @@ test('concurrent appends while iterating: readers see only complete batches, con
       if (r.offset === total - 1) tailAc.abort();
     }
   })();
+  writer.catch(() => tailAc.abort());
   await writer;
   const passes = await Promise.all(readers);
   await tailer;
@@ -241,4 +245,25 @@ test('a reader whose segment is deleted by retention meanwhile gets OffsetOutOfR
   assert.ok(p.enforceRetention(T0 + 10_000) > 0);
   await assert.rejects(async () => { for (;;) { const r = await it.next(); if (r.done) break; } }, OffsetOutOfRangeError);
   await store.close();
+});
+
+test('closed segments keep their indexes in memory only while recently used', async () => {
+  const dir = tmpDir();
+  const { store, p } = await openPartition(dir, { segmentBytes: 1024, indexIntervalBytes: 64 });
+  const model = await fill(p, 600, (i) => T0 + i);
+  const closed = () => p.segments.filter((s) => s.closed);
+  const loaded = () => closed().filter((s) => s.index.loaded || s.timeIndex.loaded).length;
+  assert.ok(closed().length > 40, `${closed().length} closed segments`);
+  assert.ok(loaded() <= MAX_LOADED_CLOSED_INDEXES, `after appends: ${loaded()} loaded`);
+  for (let o = 0; o < model.length; o += 3) {
+    const r = await readAll(p, { offset: o }, { maxRecords: 1 });
+    check(r[0]!, o, model[o]!);
+    assert.ok(loaded() <= MAX_LOADED_CLOSED_INDEXES);
+  }
+  assert.equal(await p.offsetForTimestamp(T0 + 5), 5);
+  await store.close();
+  const again = await openPartition(dir);
+  assert.equal(again.p.segments.filter((s) => s.closed && (s.index.loaded || s.timeIndex.loaded)).length, 0, 'nothing loaded on open');
+  for (let o = 0; o < model.length; o += 11) check((await readAll(again.p, { offset: o }, { maxRecords: 1 }))[0]!, o, model[o]!);
+  await again.store.close();
 });
