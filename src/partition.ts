@@ -442,9 +442,10 @@ export class Partition {
     if (this.shouldRoll(seg, size, maxTs, batch.length)) seg = this.roll();
     const baseOffset = seg.nextOffset;
     stampBaseOffset(this.k, this.writeBuf.ptr, baseOffset);
-    let offsetOfMax = baseOffset;
-    for (let i = 0; i < batch.length; i++) if (batch[i]!.timestamp === maxTs) { offsetOfMax = baseOffset + i; break; }
-    seg.append(this.writeBuf.ptr, { size, baseOffset, lastOffset: baseOffset + batch.length - 1, maxTimestamp: maxTs, offsetOfMaxTimestamp: offsetOfMax });
+    // Like Kafka's time index, the offset recorded with a max timestamp is the
+    // last offset of its batch (what a rebuild from batch headers gives too).
+    const lastOffset = baseOffset + batch.length - 1;
+    seg.append(this.writeBuf.ptr, { size, baseOffset, lastOffset, maxTimestamp: maxTs, offsetOfMaxTimestamp: lastOffset });
   }
 
   private shouldRoll(seg: LogSegment, size: number, maxTs: number, n: number): boolean {

@@ -16,6 +16,8 @@ import {
 
 after(cleanupTmp);
 
+const T1 = 1_650_000_000_000;
+
 function copyDir(from: string, to: string): void {
   fs.rmSync(to, { recursive: true, force: true });
   fs.cpSync(from, to, { recursive: true });
@@ -338,4 +340,66 @@ test('damaged .index/.timeindex files are rebuilt on open; every offset and time
     }
   }
   assert.equal(cases, Object.keys(indexDamages).length * 8);
+});
+
+test("index files follow Kafka's rules exactly (checked by an independent reading of the files), before and after a rebuild", async () => {
+  const dir = tmpDir();
+  const interval = 300;
+  const tsOf = (i: number) => T1 + i * 10 - (i % 6 === 2 ? 70 : 0);
+  {
+    const { store, p } = await openPartition(dir, { segmentBytes: 4096, indexIntervalBytes: interval });
+    let i = 0;
+    while (i < 400) {
+      const n = 1 + (i % 5);
+      const recs = [];
+      for (let j = 0; j < n; j++, i++) recs.push({ value: valueOf(i), timestamp: tsOf(i) });
+      await p.append(recs);
+    }
+    await store.close();
+  }
+  const pdir = partitionDir(dir);
+  const bases = segmentBases(pdir);
+  const expected = (base: number, closed: boolean) => {
+    const idx: number[][] = [];
+    const tidx: number[][] = [];
+    let since = 0;
+    let max = -1;
+    let offOfMax = -1;
+    for (const b of batchPositions(segPath(pdir, base, '.log'))) {
+      if (b.maxTimestamp > max) { max = b.maxTimestamp; offOfMax = b.lastOffset; }
+      if (since > interval) {
+        idx.push([b.lastOffset - base, b.position]);
+        if (tidx.length === 0 || max > tidx.at(-1)![0]!) tidx.push([max, offOfMax - base]);
+        since = 0;
+      }
+      since += b.size;
+    }
+    if (closed && (tidx.length === 0 || max > tidx.at(-1)![0]!)) tidx.push([max, offOfMax - base]);
+    return { idx, tidx };
+  };
+  const actual = (base: number) => {
+    const i = fs.readFileSync(segPath(pdir, base, '.index'));
+    const t = fs.readFileSync(segPath(pdir, base, '.timeindex'));
+    const idx: number[][] = [];
+    const tidx: number[][] = [];
+    for (let at = 0; at < i.length; at += 8) idx.push([i.readUInt32BE(at), i.readUInt32BE(at + 4)]);
+    for (let at = 0; at < t.length; at += 12) tidx.push([Number(t.readBigInt64BE(at)), t.readUInt32BE(at + 8)]);
+    return { idx, tidx };
+  };
+  assert.ok(bases.length >= 3);
+  const check = (label: string) => {
+    bases.forEach((b, k) => {
+      const want = expected(b, k < bases.length - 1);
+      assert.ok(want.idx.length >= 3, `segment ${b} has ${want.idx.length} index entries`);
+      assert.deepEqual(actual(b), want, `${label}: segment ${b}`);
+    });
+  };
+  check('written by appends');
+  // Rebuilt from scratch (both files of every segment removed), after a crash-style open.
+  for (const b of bases) { fs.rmSync(segPath(pdir, b, '.index')); fs.rmSync(segPath(pdir, b, '.timeindex')); }
+  fs.rmSync(path.join(pdir, RECOVERY_POINT_FILE));
+  fs.rmSync(path.join(pdir, CLEAN_SHUTDOWN_FILE));
+  const { store } = await openPartition(dir);
+  await store.close();
+  check('rebuilt');
 });

@@ -111,15 +111,15 @@ export function segPath(pdir: string, base: number, suffix: '.log' | '.index' | 
 }
 
 /** Byte positions of every batch in a .log file, parsed independently of the engine. */
-export function batchPositions(file: string): { position: number; size: number; baseOffset: number; lastOffset: number }[] {
+export function batchPositions(file: string): { position: number; size: number; baseOffset: number; lastOffset: number; maxTimestamp: number }[] {
   const buf = fs.readFileSync(file);
-  const out: { position: number; size: number; baseOffset: number; lastOffset: number }[] = [];
+  const out: { position: number; size: number; baseOffset: number; lastOffset: number; maxTimestamp: number }[] = [];
   let pos = 0;
   while (pos + 61 <= buf.length) {
     const size = buf.readInt32BE(pos + 8) + 12;
     if (size < 61 || pos + size > buf.length) break;
     const baseOffset = Number(buf.readBigInt64BE(pos));
-    out.push({ position: pos, size, baseOffset, lastOffset: baseOffset + buf.readInt32BE(pos + 23) });
+    out.push({ position: pos, size, baseOffset, lastOffset: baseOffset + buf.readInt32BE(pos + 23), maxTimestamp: Number(buf.readBigInt64BE(pos + 35)) });
     pos += size;
   }
   return out;
