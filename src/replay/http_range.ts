@@ -368,7 +368,7 @@ export class RemoteObject {
       let res: Response;
       control.arm();
       try {
-        const pending = o.fetch(this.url, { method: 'GET', headers, signal: control.ctrl.signal, redirect: 'follow' });
+        const pending = Promise.resolve(o.fetch(this.url, { method: 'GET', headers, signal: control.ctrl.signal, redirect: 'follow' }));
         // If the abort wins, a response that still arrives is discarded.
         pending.then((r) => { if (control.ctrl.signal.aborted) r.body?.cancel().catch(noop); }, noop);
         res = await Promise.race([pending, control.aborted]);
@@ -388,7 +388,13 @@ export class RemoteObject {
         continue;
       }
       if (s === 200 || s === 206) {
-        this.checkEtag(res);
+        try {
+          this.checkEtag(res);
+        } catch (err) {
+          res.body?.cancel().catch(noop);
+          control.dispose();
+          throw err;
+        }
         return { res, control };
       }
       res.body?.cancel().catch(() => undefined);
