@@ -441,7 +441,7 @@ test('cache: hot values are served from memory; a cold read after eviction check
 
 test('index keys: packed (number) and string forms compare bytewise with each other (property)', async () => {
   const fc = (await import('fast-check')).default;
-  const { keyComparator } = await import('../src/kv/kv_index.js');
+  const { keyComparator, packedAscending } = await import('../src/kv/kv_index.js');
   fc.assert(fc.property(fc.array(fc.uint8Array({ minLength: 1, maxLength: 6, max: 4 }).map((a) => a.map((x) => [0, 1, 0x7f, 0x80, 0xff][x]!)), { minLength: 2, maxLength: 20 }), (arr) => {
     const keys = [...new Map(arr.map((a) => [hex(a), a])).values()].sort(memcmp);
     const ends = new Uint32Array(keys.length);
@@ -450,6 +450,17 @@ test('index keys: packed (number) and string forms compare bytewise with each ot
     const bytes = new Uint8Array(total);
     keys.forEach((k, i) => bytes.set(k, i === 0 ? 0 : ends[i - 1]!));
     const cmp = keyComparator({ bytes, ends });
+    assert.equal(packedAscending({ bytes, ends }), true);
+    if (keys.length >= 2) {
+      // The same keys with the last two swapped are not ascending.
+      const sw = [...keys.slice(0, -2), keys[keys.length - 1]!, keys[keys.length - 2]!];
+      const e2 = new Uint32Array(sw.length);
+      let t2 = 0;
+      sw.forEach((k, i) => { t2 += k.length; e2[i] = t2; });
+      const b2 = new Uint8Array(t2);
+      sw.forEach((k, i) => b2.set(k, i === 0 ? 0 : e2[i - 1]!));
+      assert.equal(packedAscending({ bytes: b2, ends: e2 }), false);
+    }
     const sign = (x: number) => (x > 0 ? 1 : x < 0 ? -1 : 0);
     for (let i = 0; i < keys.length; i++) {
       for (let j = 0; j < keys.length; j++) {
@@ -489,4 +500,23 @@ test('after a reopen from a checkpoint, keys from the checkpoint and new keys mi
   ({ store, kv } = await open(dir));
   assert.deepEqual([...kv.keysSync()].map((k) => td.decode(k)), want);
   await store.close();
+});
+
+test('a checkpoint whose keys are out of order is refused even with a valid CRC', async () => {
+  const { encodeCheckpoint, decodeCheckpoint } = await import('../src/kv/kv_checkpoint.js');
+  const { Crc32c } = await import('../src/crc32c.js');
+  const { getKernelsSync } = await import('../src/kernels.js');
+  const crc = new Crc32c(getKernelsSync());
+  const mk = (keys: string[]) => encodeCheckpoint({
+    covered: 5, segments: [{ base: 0, gen: -1 }], keys, slots: keys.map((_, i) => i),
+    keyLength: (k) => String(k).length, writeKey: (k, out, at) => { const s = String(k); for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i); return at + s.length; },
+    valOff: new Float64Array(keys.length), flagOff: new Float64Array(keys.length).fill(-1), valPos: new Int32Array(keys.length),
+    valLen: new Int32Array(keys.length).fill(1), valCrc: new Uint32Array(keys.length), flags: new Uint8Array(keys.length),
+  }, crc);
+  const good = decodeCheckpoint(await mk(['a', 'ab', 'b']), crc, 'x');
+  assert.equal(good.index.size, 3);
+  assert.equal(good.index.slot('ab'), 1);
+  for (const bad of [['b', 'a'], ['a', 'a'], ['ab', 'a']]) {
+    await assert.rejects(async () => decodeCheckpoint(await mk(bad), crc, 'x'), { code: 'ERR_CORRUPTION' });
+  }
 });

@@ -63,18 +63,31 @@ export function keyComparator(packed: PackedKeys): (a: IndexKey, b: IndexKey) =>
       return -packedVsString(b, a);
     }
     if (typeof b === 'string') return packedVsString(a, b);
-    if (a === b) return 0;
-    const sa = a === 0 ? 0 : ends[a - 1]!;
-    const sb = b === 0 ? 0 : ends[b - 1]!;
-    const na = ends[a]! - sa;
-    const nb = ends[b]! - sb;
-    const l = na < nb ? na : nb;
-    for (let j = 0; j < l; j++) {
-      const d = bytes[sa + j]! - bytes[sb + j]!;
-      if (d !== 0) return d;
-    }
-    return na - nb;
+    // Packed keys are strictly ascending (checked when they are loaded): their numbers are in key order.
+    return a - b;
   };
+}
+
+/** Whether packed keys are strictly ascending in bytewise order (a plain loop: tens of ms for a million keys). */
+export function packedAscending(packed: PackedKeys): boolean {
+  const bytes = packed.bytes;
+  const ends = packed.ends;
+  let prevStart = 0;
+  for (let i = 1; i < ends.length; i++) {
+    const start = ends[i - 1]!;
+    const end = ends[i]!;
+    const na = start - prevStart;
+    const nb = end - start;
+    const l = na < nb ? na : nb;
+    let d = 0;
+    for (let j = 0; j < l; j++) {
+      d = bytes[prevStart + j]! - bytes[start + j]!;
+      if (d !== 0) break;
+    }
+    if (d > 0 || (d === 0 && na >= nb)) return false;
+    prevStart = start;
+  }
+  return true;
 }
 
 export class KvIndex {
@@ -123,6 +136,7 @@ export class KvIndex {
    */
   static bulk(packed: PackedKeys, fill: (ix: KvIndex) => void): KvIndex {
     const n = packed.ends.length;
+    if (!packedAscending(packed)) throw new RangeError('packed keys are not strictly ascending');
     const ix = new KvIndex(Math.max(1024, Math.ceil(n * 1.25)), packed);
     const ids = new Array<number>(n);
     for (let i = 0; i < n; i++) ids[i] = i;
