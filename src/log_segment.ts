@@ -7,8 +7,9 @@
 import * as path from 'node:path';
 import { Kernels, WasmBuffer } from './kernels.js';
 import { Storage, FileHandle } from './storage.js';
-import { OffsetIndex } from './offset_index.js';
-import { TimeIndex } from './time_index.js';
+import { OffsetIndex, OFFSET_INDEX_ENTRY_SIZE } from './offset_index.js';
+import { TimeIndex, TIME_INDEX_ENTRY_SIZE } from './time_index.js';
+import { MAX_INDEX_FILE_BYTES } from './index_file.js';
 import { BatchScanner, ScanStop, SCAN_STOP_NAMES, BATCH_HEADER_SIZE, LOG_OVERHEAD } from './record_batch.js';
 import { CorruptionError } from './errors.js';
 
@@ -407,6 +408,70 @@ export class LogSegment {
     const lastT = this.timeIndex.lastEntry;
     if (this.closed && tailMax >= 0 && (!lastT || lastT.timestamp < tailMax)) return false;
     return true;
+  }
+
+  /**
+   * Open-time state of a closed segment that needs no scan (flushed, or after
+   * a clean shutdown) without reading its indexes into memory: maxTimestamp
+   * comes from the time index's last entry once cheap checks against the log
+   * pass (file lengths, the last offset entry's batch, the tail after it).
+   * Anything off: the full loadIndexes() (which rebuilds), then unloaded. The
+   * indexes load, with every check, at the first lookup.
+   */
+  loadClosedSummary(): void {
+    const oi = this.readFileTail(this.index.path, OFFSET_INDEX_ENTRY_SIZE);
+    const ti = this.readFileTail(this.timeIndex.path, TIME_INDEX_ENTRY_SIZE);
+    let ok = oi.size % OFFSET_INDEX_ENTRY_SIZE === 0 && ti.size % TIME_INDEX_ENTRY_SIZE === 0
+      && oi.size <= MAX_INDEX_FILE_BYTES && ti.size <= MAX_INDEX_FILE_BYTES;
+    const lastO = ok && oi.bytes ? { offset: this.baseOffset + oi.bytes.getUint32(0), position: oi.bytes.getUint32(4) } : null;
+    const lastT = ok && ti.bytes ? { timestamp: ti.bytes.getInt32(0) * TWO32 + ti.bytes.getUint32(4), offset: this.baseOffset + ti.bytes.getUint32(8) } : null;
+    if (ok && !lastO && this.size > this.settings.indexIntervalBytes * 2) ok = false;
+    if (ok && lastT) ok = lastT.offset >= this.baseOffset && lastT.offset < this.nextOffset;
+    let pos = 0;
+    if (ok && lastO) {
+      const h = lastO.position < this.size ? this.entryHeader(lastO, this.size) : null;
+      ok = h !== null && (h.maxTimestamp < 0 || (lastT !== null && lastT.timestamp >= h.maxTimestamp));
+      pos = lastO.position;
+    }
+    let tailMax = -1;
+    let since = 0;
+    let atEntry = lastO !== null;
+    while (ok && pos < this.size) {
+      const h = this.validHeader(pos, this.size, -1);
+      if (!h) break; // damage in the log: reads report it
+      if (atEntry) { since = h.size; atEntry = false; } else {
+        if (since > this.settings.indexIntervalBytes) ok = false;
+        since += h.size;
+      }
+      if (h.maxTimestamp > tailMax) tailMax = h.maxTimestamp;
+      pos += h.size;
+    }
+    if (ok && tailMax >= 0) ok = lastT !== null && lastT.timestamp >= tailMax;
+    if (ok) {
+      this.maxTimestamp = lastT ? lastT.timestamp : -1;
+      this.offsetOfMaxTimestamp = lastT ? lastT.offset : -1;
+      return;
+    }
+    const wasLoaded = this.index.loaded && this.timeIndex.loaded;
+    this.loadIndexes();
+    const t = this.timeIndex.lastEntry;
+    if (t && t.timestamp > this.maxTimestamp) { this.maxTimestamp = t.timestamp; this.offsetOfMaxTimestamp = t.offset; }
+    if (!wasLoaded) { this.index.closeFile(); this.timeIndex.closeFile(); }
+  }
+
+  /** Size of a file and a view of its last n bytes (null when shorter or missing). */
+  private readFileTail(file: string, n: number): { size: number; bytes: DataView | null } {
+    if (!this.storage.exists(file)) return { size: 0, bytes: null };
+    const h = this.storage.open(file, 'read');
+    try {
+      const size = h.size();
+      if (size < n) return { size, bytes: null };
+      const buf = new Uint8Array(n);
+      if (h.read(buf, 0, n, size - n) < n) return { size: -1, bytes: null };
+      return { size, bytes: new DataView(buf.buffer) };
+    } finally {
+      h.close();
+    }
   }
 
   /** Header of the batch holding offset, scanning from the offset index (unverified beyond headers), or null. */

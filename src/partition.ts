@@ -257,12 +257,8 @@ export class Partition {
           } else {
             seg.nextOffset = nextBase!;
             seg.closed = true;
-            // Indexes of closed segments load lazily; the time index gives maxTimestamp.
-            seg.loadIndexes();
-            const t = seg.timeIndex.lastEntry;
-            if (t) { seg.maxTimestamp = t.timestamp; seg.offsetOfMaxTimestamp = t.offset; }
-            seg.index.closeFile();
-            seg.timeIndex.closeFile();
+            // Indexes of closed segments load lazily; the time index's last entry gives maxTimestamp.
+            seg.loadClosedSummary();
           }
         }
         if (needScan) {
