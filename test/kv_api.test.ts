@@ -520,3 +520,9 @@ test('a checkpoint whose keys are out of order is refused even with a valid CRC'
     await assert.rejects(async () => decodeCheckpoint(await mk(bad), crc, 'x'), { code: 'ERR_CORRUPTION' });
   }
 });
+
+test('a store whose default topic config deduplicates cannot host a KV namespace (typed error, nothing opened)', async () => {
+  const store = await Store.open(tmpDir('kv-'), { ...testOpts(), defaultTopicConfig: { dedup: { by: 'value', window: { count: 100 } } } });
+  await assert.rejects(store.kv('d'), (e: Error & { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT' && /deduplicates/.test(e.message));
+  await store.close();
+});

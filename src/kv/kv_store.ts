@@ -231,11 +231,17 @@ export class KvStore {
           segmentBytes: optInt(opts.segmentBytes, 'segmentBytes', 1024, DEFAULT_KV_SEGMENT_BYTES),
           maxMessageBytes: batch,
           flushMs: optInt(opts.flushMs, 'flushMs', 1, 1000, true),
+          // The KV store flushes on its own terms (flush(), flushMs): no per-count flush from the store's defaults.
+          flushMessages: -1,
         },
       });
     }
     const p = store.partition(t, 0);
     if (p.config.cleanupPolicy !== 'compact') throw new InvalidArgumentError(`topic ${t} is not a compacted topic; it cannot hold a KV namespace`);
+    // Deduplication would drop mutations (e.g. a second put of the same value after a different one).
+    if (p.config.dedup !== undefined || p.appendFilter !== null) {
+      throw new InvalidArgumentError(`topic ${t} deduplicates appends (dedup config, e.g. from the store's defaultTopicConfig); it cannot hold a KV namespace`);
+    }
     const kv = new KvStore(name, t, p, store, opts);
     try {
       kv.load();
