@@ -42,7 +42,13 @@ export function machineInfo(): MachineInfo {
 /** 1-minute load average above which a run is flagged as disturbed. */
 export const LOAD_WARNING = 1.0;
 
-export interface GroupInfo { name: string; title: string; description: string }
+export interface GroupInfo {
+  name: string;
+  title: string;
+  description: string;
+  /** Wall-clock time of the group in that run, seconds (setup included; runs before issue 8 lack it). */
+  elapsedSeconds?: number;
+}
 
 export interface RunReport {
   /** ISO date-time the run started. */
@@ -53,9 +59,11 @@ export interface RunReport {
   /** 1-minute load average when the run finished. */
   loadAverageEnd1m: number;
   options: HarnessOptions;
-  /** Groups this run covered, in order. */
+  /** Groups this run covered, in order (groups that failed are not among them). */
   groups: GroupInfo[];
   cases: CaseResult[];
+  /** Groups that threw, with the error: their cases are left out of the run. */
+  failures?: { group: string; error: string }[];
 }
 
 /** File name of a run: its start time, with ':' replaced for portable names. */
@@ -120,7 +128,12 @@ export function renderGroup(g: GroupInfo, cases: CaseResult[], from: { file: str
       `on ${m.cores} cores), so absolute figures, and to a lesser degree ratios, are disturbed. Re-run on a quiet machine.`, '');
   }
   out.push(`Run \`results/${from.file}\` (${m.cpu}, ${m.cores} cores, Node ${m.node}; ` +
-    `1-minute load average ${m.loadAverage1m?.toFixed(2) ?? '?'} at the start, ${from.report.loadAverageEnd1m?.toFixed(2) ?? '?'} at the end).`, '');
+    `1-minute load average ${m.loadAverage1m?.toFixed(2) ?? '?'} at the start, ${from.report.loadAverageEnd1m?.toFixed(2) ?? '?'} at the end` +
+    `${g.elapsedSeconds !== undefined ? `; the group took ${g.elapsedSeconds.toFixed(0)} s` : ''}).`, '');
+  // Scaling charts drawn from these cases (bench/charts.ts).
+  const charts = new Map<string, string>();
+  for (const c of cases) if (c.chart && !charts.has(c.chart.id)) charts.set(c.chart.id, c.chart.title);
+  for (const [id, title] of charts) out.push(`![${title.replace(/[[\]]/g, '')}](charts/${id}.svg)`, '');
 
   // Summary: one row per case, one column per contender.
   const columns: string[] = [];
@@ -196,6 +209,12 @@ export function writeResultsMarkdown(order: string[]): void {
   }
   for (const m of machines) out.push(`Machine: ${m}.`);
   out.push('');
+  const times = names.map((n) => ({ n, s: newest.get(n)!.g.elapsedSeconds }));
+  if (times.every((t) => t.s !== undefined)) {
+    const total = times.reduce((a, t) => a + t.s!, 0);
+    out.push(`Run time (the newest run of each group, setup included): ${times.map((t) => `${t.n} ${t.s!.toFixed(0)} s`).join(', ')}; ` +
+      `**${total.toFixed(0)} s in all** (budget for the whole suite: 600 s on a 2-core machine).`, '');
+  }
   out.push('Figures are medians of per-operation times over interleaved rounds (all contenders of a case run in one process, ' +
     'on the same data, after a warm-up; outputs are checked equal first). Ratios are speed ratios within one run: ' +
     'sediment ÷ peer, > 1 means sediment is faster.', '');

@@ -15,6 +15,12 @@ import { DEFAULT_OPTIONS, HarnessOptions, CaseResult, runCase, ContenderResult }
 import { loadavg } from 'node:os';
 import { GROUPS } from './groups/index.js';
 import { machineInfo, writeReport, writeResultsMarkdown, RunReport, fmt, fmtRatio, RESULTS_MD, LOAD_WARNING } from './report.js';
+import { writeCharts } from './charts.js';
+import { writeHeadline, README } from './headline.js';
+import { checkPeers } from './lib/preflight.js';
+
+/** The whole suite must finish within this on a 2-core machine (issue 8). */
+const SUITE_BUDGET_SECONDS = 600;
 
 function usage(): string {
   return 'usage: npm run bench -- [--quick] [--time=MS] [--rounds=N] [--no-save] [--list] [group...]\n' +
@@ -70,14 +76,34 @@ async function main(): Promise<void> {
     process.stderr.write(`bench: warning: load average ${machine.loadAverage1m.toFixed(2)} on ${machine.cores} cores: ` +
       'other processes will disturb the figures\n');
   }
+  // Every peer of the selected groups must load: a missing one stops the run here, loudly.
+  await checkPeers(selected.map((g) => g.name));
   const cases: CaseResult[] = [];
+  const groupSeconds: Record<string, number> = {};
+  // A group that throws (a case's setup, a peer's output that differs, ...) is reported and left out of
+  // the saved run; the other groups still run and are saved, and the process exits with status 1.
+  const failures: { group: string; error: string }[] = [];
+  const completed: typeof selected = [];
   for (const g of selected) {
-    const list = await g.cases();
-    for (const bc of list) {
-      const r = await runCase(g.name, bc, opts);
-      cases.push(r);
-      process.stderr.write(progressLine(r) + '\n');
+    const tg = performance.now();
+    const groupCases: CaseResult[] = [];
+    try {
+      const list = await g.cases();
+      for (const bc of list) {
+        const r = await runCase(g.name, bc, opts);
+        groupCases.push(r);
+        process.stderr.write(progressLine(r) + '\n');
+      }
+      cases.push(...groupCases);
+      completed.push(g);
+    } catch (err) {
+      const error = describeError(err);
+      failures.push({ group: g.name, error });
+      process.stderr.write(`bench: FAILED: group ${g.name} (after ${groupCases.length} case(s)): ${error}\n` +
+        '  its results are not saved; the run goes on with the other groups\n');
     }
+    groupSeconds[g.name] = (performance.now() - tg) / 1000;
+    process.stderr.write(`bench: group ${g.name} took ${groupSeconds[g.name]!.toFixed(0)} s\n`);
   }
   const report: RunReport = {
     startedAt,
@@ -86,15 +112,34 @@ async function main(): Promise<void> {
     machine,
     loadAverageEnd1m: loadavg()[0]!,
     options: opts,
-    groups: selected.map((g) => ({ name: g.name, title: g.title, description: g.description })),
+    groups: completed.map((g) => ({ name: g.name, title: g.title, description: g.description, elapsedSeconds: groupSeconds[g.name]! })),
     cases,
+    ...(failures.length > 0 ? { failures } : {}),
   };
-  process.stderr.write(`bench: done in ${report.elapsedSeconds.toFixed(0)} s\n`);
-  if (save) {
+  const full = selected.length === GROUPS.length;
+  process.stderr.write(`bench: done in ${report.elapsedSeconds.toFixed(0)} s (${selected.map((g) => `${g.name} ${groupSeconds[g.name]!.toFixed(0)} s`).join(', ')})\n`);
+  if (full && report.elapsedSeconds > SUITE_BUDGET_SECONDS) {
+    process.stderr.write(`bench: OVER BUDGET: the whole suite took ${report.elapsedSeconds.toFixed(0)} s; it must stay under ${SUITE_BUDGET_SECONDS} s on a 2-core machine ` +
+      `(load average ${machine.loadAverage1m.toFixed(2)} at the start${machine.loadAverage1m > LOAD_WARNING ? ': a loaded machine is slower' : ''})\n`);
+  }
+  if (save && completed.length > 0) {
     const file = writeReport(report);
     writeResultsMarkdown(GROUPS.map((g) => g.name));
-    process.stderr.write(`bench: wrote ${file} and ${RESULTS_MD}\n`);
+    const charts = writeCharts();
+    const readme = writeHeadline();
+    process.stderr.write(`bench: wrote ${file}, ${RESULTS_MD}, ${charts.length} chart(s) in bench/charts/` +
+      `${readme ? ` and the headline in ${README}` : ` (README.md has no headline markers: not updated)`}\n`);
   }
+  if (failures.length > 0) {
+    process.stderr.write(`bench: FAILED: ${failures.map((f) => `${f.group}: ${f.error.split('\n')[0]}`).join('; ')}\n`);
+    process.exitCode = 1;
+  }
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? `\ncause: ${err.cause.message}` : err.cause !== undefined ? `\ncause: ${String(err.cause)}` : '';
+  return `${err.stack ?? err.message}${cause}`;
 }
 
 main().catch((err: unknown) => {

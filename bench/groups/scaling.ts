@@ -111,7 +111,7 @@ function appendSizeCase(valueSize: number): BenchCase {
     name: `append, ${n} × ${sizeName(valueSize)} values per call`,
     metric: gbPerSec(n * valueSize),
     timeScale: TIME_SCALE,
-    chart: point('append-size', 'Append throughput (values per second, no fsync) as the value size grows', 'value size', valueSize, 'bytes'),
+    chart: point('append-size', 'Append throughput (value bytes, no fsync) as the value size grows', 'value size', valueSize, 'bytes'),
     async setup() {
       const values = makeValues(n, valueSize, valueSize);
       const records = asRecords(values);
@@ -162,8 +162,8 @@ function appendSizeCase(valueSize: number): BenchCase {
           },
         },
         {
-          name: `hypercore ${hypercoreVersion()} append`, role: 'peer', async: true,
-          note: 'hypercore 10 core.append(values): one block per value, one Merkle tree update (BLAKE2b) and one Ed25519 signature per call, random-access-file storage, no fsync; a new core past 128 MiB',
+          name: 'hypercore 10 append', role: 'peer', async: true,
+          note: `hypercore ${hypercoreVersion()} core.append(values): one block per value, one Merkle tree update (BLAKE2b) and one Ed25519 signature per call, random-access-file storage, no fsync; a new core past 128 MiB`,
           async run(k) {
             let len = 0;
             for (let i = 0; i < k; i++) len = (await core.append(values)).length;
@@ -202,7 +202,7 @@ function readSizeCase(valueSize: number): BenchCase {
     name: `read ${w} × ${sizeName(valueSize)} values per call (page cache)`,
     metric: gbPerSec(w * valueSize),
     timeScale: TIME_SCALE,
-    chart: point('read-size', 'Read throughput (values per second, page cache) as the value size grows', 'value size', valueSize, 'bytes'),
+    chart: point('read-size', 'Read throughput (value bytes, page cache) as the value size grows', 'value size', valueSize, 'bytes'),
     async setup() {
       const dir = tmpDir('read');
       const { store, p } = await sedimentLog(dir, { segmentBytes: 64 * MiB, maxMessageBytes: maxMessageBytes(valueSize) });
@@ -262,8 +262,8 @@ function readSizeCase(valueSize: number): BenchCase {
           },
         },
         {
-          name: `hypercore ${hypercoreVersion()} get`, role: 'peer', async: true,
-          note: 'hypercore 10 await core.get(i) for each value of the window (from its data file; block cache off, hypercore\'s default); blocks are not re-hashed on a local read',
+          name: 'hypercore 10 get', role: 'peer', async: true,
+          note: `hypercore ${hypercoreVersion()} await core.get(i) for each value of the window (from its data file; block cache off, hypercore's default); blocks are not re-hashed on a local read`,
           async run(k) {
             let s = 0;
             for (let i = 0; i < k; i++) {
@@ -360,7 +360,7 @@ function randomReadCase(segments: number, last: boolean): BenchCase {
     name: `random single-record reads, log of ${segments} segment${segments === 1 ? '' : 's'} of 512 KiB (1 KiB values)`,
     metric: kReadsPerSec,
     timeScale: TIME_SCALE,
-    chart: point('read-segments', 'Random single-record reads across the whole log as it grows (1 KiB values, page cache)', 'segments in the log', segments, 'count'),
+    chart: point('read-segments', 'Random single-record reads as the log grows (1 KiB values, page cache)', 'segments in the log', segments, 'count'),
     async setup() {
       const g = await growTo(segments);
       const records = g.batches * SEG_BATCH;
@@ -381,7 +381,7 @@ function randomReadCase(segments: number, last: boolean): BenchCase {
       let c = 0;
       const contenders: Contender[] = [
         {
-          name: 'sediment read', role: 'sediment', async: true,
+          name: 'sediment read 1 record', role: 'sediment', async: true,
           note: 'Partition.read({ offset }, { maxRecords: 1 }): segment (binary search), offset index, read the batch into wasm memory, CRC-32C check, decode the one record',
           async run(k) {
             let s = 0;
@@ -400,7 +400,7 @@ function randomReadCase(segments: number, last: boolean): BenchCase {
           },
         },
         {
-          name: 'plain fs readSync', role: 'peer',
+          name: 'plain fs readSync of its batch', role: 'peer',
           note: 'one fs.readSync of the batch holding the record, file and position known in advance (no lookup, no check): the ceiling',
           run(k) {
             let s = 0;
@@ -422,8 +422,8 @@ function randomReadCase(segments: number, last: boolean): BenchCase {
           },
         },
         {
-          name: `hypercore ${hypercoreVersion()} get`, role: 'peer', async: true,
-          note: 'hypercore 10 await core.get(i) on a core holding the same values, one block per record',
+          name: 'hypercore 10 get', role: 'peer', async: true,
+          note: `hypercore ${hypercoreVersion()} await core.get(i) on a core holding the same values, one block per record`,
           async run(k) {
             let s = 0;
             for (let i = 0; i < k; i++) {
@@ -453,7 +453,7 @@ function appendSegmentsCase(segments: number): BenchCase {
     name: `append ${SEG_BATCH} × 1 KiB values per call, log held at ${segments} segment${segments === 1 ? '' : 's'} of 512 KiB`,
     metric: gbPerSec(SEG_BATCH * SEG_VALUE),
     timeScale: TIME_SCALE,
-    chart: point('append-segments', 'Append throughput (no fsync) as the log grows: segments roll every 512 KiB', 'segments in the log', segments, 'count'),
+    chart: point('append-segments', 'Appends (16 × 1 KiB values per call, no fsync) as the log grows', 'segments in the log', segments, 'count'),
     async setup() {
       const dir = tmpDir('append-segments');
       const bytes = encodedBytes(records);
@@ -467,7 +467,7 @@ function appendSegmentsCase(segments: number): BenchCase {
       const segmentsSeen = { min: Infinity, max: 0 };
       const contenders: Contender[] = [
         {
-          name: 'sediment appendSync', role: 'sediment',
+          name: 'sediment appendSync, rolling', role: 'sediment',
           note: 'Partition.appendSync (no fsync); the log rolls a new segment (log, offset and time index files) every 512 KiB and retention deletes the oldest to hold the count',
           run(k) {
             let last = 0;
@@ -543,6 +543,10 @@ function kvDataset(count: number): Promise<KvData> {
         await level.batch(pairs.map(([key, v]) => ({ type: 'put' as const, key, value: v })));
       }
       await kv.flush();
+      // As the kv group does before its cases: both log-structured engines finish their background work
+      // (sediment: due compaction, clustering and checkpoint; LevelDB: a full compaction).
+      await kv.maintain();
+      await (level as LevelDb & { compactRange(a: Uint8Array, b: Uint8Array): Promise<void> }).compactRange(keys[0]!, keys[count - 1]!);
       return { dir, keys, value, store, kv, lmdb, level };
     })();
     kvData.set(count, d);
