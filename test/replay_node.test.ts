@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { replay, openArchive, Archive, AbortedError, OffsetOutOfRangeError, InvalidArgumentError, ObjectNotFoundError,
-  RangeNotSupportedError, StoredRecord } from '../src/replay/index.js';
+  RangeNotSupportedError, NetworkError, StoredRecord } from '../src/replay/index.js';
 import { startServer, RunningServer } from '../src/cli/serve_commands.js';
 import { getKernelsSync } from '../src/kernels.js';
 import { buildArchive, makeRecords, plain, BuiltArchive, writeHandArchive, PlainRecord } from './helpers/archive_fixture.js';
@@ -325,4 +325,40 @@ test('chunks() yields arrays of records, in order', { timeout: 120_000 }, async 
   for await (const c of r.chunks()) { assert.ok(c.length > 0); chunks++; for (const x of c) all.push(plain(x)); }
   assert.deepEqual(all, expected.slice(42));
   assert.ok(chunks > 1);
+});
+
+test('a server without Range: a paused consumer does not time out; a body that breaks is requested again (retries)', { timeout: 120_000 }, async () => {
+  // Pauses longer than requestTimeoutMs between reads of one kept-open body.
+  const paused = replay(memUrl(a), { fetch: memoryFetch(files, { ignoreRange: true }), requestTimeoutMs: 150, prefetch: 0, firstChunkBytes: 4096, chunkBytes: 65536 });
+  const got: PlainRecord[] = [];
+  let first = true;
+  for await (const c of paused.chunks()) {
+    for (const r of c) got.push(plain(r));
+    if (first) { first = false; await new Promise((res) => setTimeout(res, 300)); }
+  }
+  assert.deepEqual(got, expected);
+  // The first GET of each log breaks after 20 KiB: the body is requested again and read on.
+  const log: LoggedRequest[] = [];
+  const gets = new Map<string, number>();
+  const breaking = memoryFetch(files, {
+    ignoreRange: true, log,
+    tamper: async (req, res) => {
+      if (!req.path.endsWith('.log')) return res;
+      gets.set(req.path, (gets.get(req.path) ?? 0) + 1);
+      if (gets.get(req.path)! > 1) return res;
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      let sent = false;
+      return new Response(new ReadableStream<Uint8Array>({
+        pull(c) { if (!sent) { sent = true; c.enqueue(bytes.slice(0, 20 * 1024)); } else c.error(new TypeError('terminated')); },
+      }), { status: 200, headers: res.headers });
+    },
+  });
+  assert.deepEqual(await collect(replay(memUrl(a), { fetch: breaking, prefetch: 0, firstChunkBytes: 4096, chunkBytes: 65536, retries: 1, retryDelayMs: 1 })), expected);
+  for (const s of a.manifest.segments) {
+    const gets = log.filter((q) => q.path.endsWith(s.objects.log.key)).length;
+    assert.equal(gets, 2, `${s.objects.log.key}: one GET, then one more after the break`);
+  }
+  // Without retries the break is a NetworkError.
+  gets.clear();
+  await assert.rejects(collect(replay(memUrl(a), { fetch: breaking, prefetch: 0, retries: 0 })), (e: unknown) => e instanceof NetworkError);
 });

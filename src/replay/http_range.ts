@@ -114,7 +114,7 @@ class RequestControl {
   private last = 0;
   private armed = false;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
-  private readonly totalTimer: ReturnType<typeof setTimeout>;
+  private totalTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly onAbort: () => void;
 
   /**
@@ -131,8 +131,22 @@ class RequestControl {
     this.aborted.catch(() => undefined);
     this.onAbort = () => this.ctrl.abort(o.signal?.reason);
     o.signal?.addEventListener('abort', this.onAbort, { once: true });
-    this.totalTimer = setTimeout(() => this.fire(), o.requestTimeoutMs);
+    this.startDeadline();
+  }
+
+  /** Starts the requestTimeoutMs deadline (if not running). */
+  startDeadline(): void {
+    if (this.totalTimer !== undefined) return;
+    this.totalTimer = setTimeout(() => this.fire(), this.o.requestTimeoutMs);
     unref(this.totalTimer);
+  }
+
+  /**
+   * Stops the deadline while a kept-open body waits for the next read: time
+   * the consumer spends elsewhere is not the server's.
+   */
+  stopDeadline(): void {
+    if (this.totalTimer !== undefined) { clearTimeout(this.totalTimer); this.totalTimer = undefined; }
   }
 
   private fire(): void {
@@ -169,7 +183,7 @@ class RequestControl {
 
   dispose(): void {
     this.disarm();
-    clearTimeout(this.totalTimer);
+    this.stopDeadline();
     this.o.signal?.removeEventListener('abort', this.onAbort);
   }
 
@@ -457,7 +471,24 @@ export class RemoteObject {
     });
   }
 
+  /**
+   * readOnce, again after a connection that broke in the middle of a body
+   * (GET is idempotent): up to `retries` times, with the same backoff as
+   * failed requests. A body kept open between reads (server without Range)
+   * that the server closed meanwhile is requested again the same way.
+   */
   private async readNow(start: number, length: number): Promise<Uint8Array> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.readOnce(start, length);
+      } catch (err) {
+        if (!(err instanceof NetworkError) || attempt >= this.o.retries || this.o.signal?.aborted) throw err;
+        await sleep(this.o.retryDelayMs * 2 ** attempt, this.o.signal);
+      }
+    }
+  }
+
+  private async readOnce(start: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
     if (this.seq && this.seq.pos > start) { this.seq.cancel(); this.seq = null; }
     if (!this.seq && this.rangeIgnored) {
@@ -497,10 +528,13 @@ export class RemoteObject {
       this.seq = this.adoptWholeBody(res, control);
     }
     const seq = this.seq;
+    seq.control.startDeadline();
     try {
       if (!(await seq.skip(start - seq.pos)) || !(await seq.readInto(out, 0, length))) {
         throw new CorruptionError(`object ended at byte ${seq.pos}, before ${start + length}`, { file: redact(this.url), position: seq.pos });
       }
+      // Time until the next read is the consumer's, not the server's.
+      seq.control.stopDeadline();
     } catch (err) {
       seq.cancel();
       this.seq = null;
