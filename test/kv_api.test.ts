@@ -526,3 +526,14 @@ test('a store whose default topic config deduplicates cannot host a KV namespace
   await assert.rejects(store.kv('d'), (e: Error & { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT' && /deduplicates/.test(e.message));
   await store.close();
 });
+
+test('invalid options are refused before anything is created', async () => {
+  const dir = tmpDir('kv-');
+  const store = await Store.open(dir, testOpts());
+  for (const o of [{ cacheBytes: -1 }, { segmentBytes: 10 }, { maxBatchBytes: 1.5 }, { minDirtyRatio: 2 }, { clusterRatio: -0.5 }, { checkpointBytes: 0 }, { flushMs: 'x' }]) {
+    await assert.rejects(store.kv('o', o as never), { code: 'ERR_INVALID_ARGUMENT' }, JSON.stringify(o));
+  }
+  await assert.rejects(store.kv('o', null as never), { code: 'ERR_INVALID_ARGUMENT' });
+  assert.equal(store.hasTopic('__kv.o'), false);
+  await store.close();
+});

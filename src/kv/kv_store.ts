@@ -135,6 +135,16 @@ export interface KvStats {
   load: KvLoadReport;
 }
 
+interface ResolvedOptions {
+  cacheBytes: number;
+  segmentBytes: number;
+  maxBatchBytes: number;
+  flushMs: number;
+  minDirtyRatio: number;
+  clusterRatio: number;
+  checkpointBytes: number;
+}
+
 interface Bounds { lo: string | null; loInc: boolean; hi: string | null; hiInc: boolean; reverse: boolean; limit: number }
 
 /** Validates a namespace name. */
@@ -189,23 +199,34 @@ export class KvStore {
   private closed = false;
   private loadReport: KvLoadReport = { fromCheckpoint: false, replayedRecords: 0, rescannedSegments: 0, ms: 0 };
 
-  private constructor(name: string, topic: string, partition: Partition, store: Store, opts: KvOptions) {
+  private constructor(name: string, topic: string, partition: Partition, store: Store, o: ResolvedOptions) {
     this.name = name;
     this.topic = topic;
     this.partition = partition;
     this.readOnly = store.readOnly;
     this.k = store.k;
     this.storage = store.storage;
-    this.cache = new ValueCache(optInt(opts.cacheBytes, 'cacheBytes', 0, DEFAULT_KV_CACHE_BYTES));
+    this.cache = new ValueCache(o.cacheBytes);
     this.crc = new Crc32c(store.k);
     this.scratch = new WasmBuffer(store.k, 64 * 1024);
-    const ratio = opts.minDirtyRatio ?? DEFAULT_KV_MIN_DIRTY_RATIO;
-    if (typeof ratio !== 'number' || !(ratio === -1 || (ratio >= 0 && ratio <= 1))) throw new InvalidArgumentError(`minDirtyRatio must be in [0, 1] or -1, got ${ratio}`);
-    const cluster = opts.clusterRatio ?? DEFAULT_KV_CLUSTER_RATIO;
-    if (typeof cluster !== 'number' || !(cluster === -1 || (cluster >= 0 && cluster <= 1))) throw new InvalidArgumentError(`clusterRatio must be in [0, 1] or -1, got ${cluster}`);
-    this.opts = {
-      clusterRatio: cluster,
-      minDirtyRatio: ratio,
+    this.opts = { clusterRatio: o.clusterRatio, minDirtyRatio: o.minDirtyRatio, checkpointBytes: o.checkpointBytes };
+  }
+
+  /** Validates every option (before anything is created). */
+  private static resolve(opts: KvOptions): ResolvedOptions {
+    if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError('KV options must be an object');
+    const ratio = (v: unknown, name: string, dflt: number): number => {
+      if (v === undefined) return dflt;
+      if (typeof v !== 'number' || !(v === -1 || (v >= 0 && v <= 1))) throw new InvalidArgumentError(`${name} must be in [0, 1] or -1, got ${JSON.stringify(v)}`);
+      return v;
+    };
+    return {
+      cacheBytes: optInt(opts.cacheBytes, 'cacheBytes', 0, DEFAULT_KV_CACHE_BYTES),
+      segmentBytes: optInt(opts.segmentBytes, 'segmentBytes', 1024, DEFAULT_KV_SEGMENT_BYTES),
+      maxBatchBytes: optInt(opts.maxBatchBytes, 'maxBatchBytes', 4096, DEFAULT_KV_BATCH_BYTES),
+      flushMs: optInt(opts.flushMs, 'flushMs', 1, 1000, true),
+      minDirtyRatio: ratio(opts.minDirtyRatio, 'minDirtyRatio', DEFAULT_KV_MIN_DIRTY_RATIO),
+      clusterRatio: ratio(opts.clusterRatio, 'clusterRatio', DEFAULT_KV_CLUSTER_RATIO),
       checkpointBytes: optInt(opts.checkpointBytes, 'checkpointBytes', 1, DEFAULT_KV_CHECKPOINT_BYTES, true),
     };
   }
@@ -218,19 +239,18 @@ export class KvStore {
     validateKvName(name);
     const t = topic ?? `${KV_TOPIC_PREFIX}${name}`;
     validateTopicName(t);
-    if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError('KV options must be an object');
+    const o = KvStore.resolve(opts);
     if (!store.hasTopic(t)) {
       if (store.readOnly) throw new KeyNotFoundError(`KV namespace '${name}' does not exist (topic ${t})`);
-      const batch = optInt(opts.maxBatchBytes, 'maxBatchBytes', 4096, DEFAULT_KV_BATCH_BYTES);
       await store.createTopic(t, {
         partitions: 1,
         config: {
           cleanupPolicy: 'compact',
           retentionMs: -1,
           retentionBytes: -1,
-          segmentBytes: optInt(opts.segmentBytes, 'segmentBytes', 1024, DEFAULT_KV_SEGMENT_BYTES),
-          maxMessageBytes: batch,
-          flushMs: optInt(opts.flushMs, 'flushMs', 1, 1000, true),
+          segmentBytes: o.segmentBytes,
+          maxMessageBytes: o.maxBatchBytes,
+          flushMs: o.flushMs,
           // The KV store flushes on its own terms (flush(), flushMs): no per-count flush from the store's defaults.
           flushMessages: -1,
         },
@@ -242,7 +262,7 @@ export class KvStore {
     if (p.config.dedup !== undefined || p.appendFilter !== null) {
       throw new InvalidArgumentError(`topic ${t} deduplicates appends (dedup config, e.g. from the store's defaultTopicConfig); it cannot hold a KV namespace`);
     }
-    const kv = new KvStore(name, t, p, store, opts);
+    const kv = new KvStore(name, t, p, store, o);
     try {
       kv.load();
     } catch (err) {
