@@ -411,19 +411,29 @@ export class Replay implements AsyncIterableIterator<StoredRecord> {
             { maxBatchBytes, maxInflatedBytes }, Math.min(chunkBytes + LOG_OVERHEAD, Math.max(4096, logRef.size - item.pos)));
         }
         const out: StoredRecord[] = [];
-        const batchesBefore = reader.batches;
-        const scannedBefore = reader.bytesScanned;
-        await reader.push(item.pos, bytes, out);
-        this.stats.batches += reader.batches - batchesBefore;
-        this.stats.bytesScanned += reader.bytesScanned - scannedBefore;
-        const finished = reader.finished;
-        if (item.last && !finished) {
-          reader.end();
-          reader.free();
-          reader = null;
-          (await objectFor(item.segIdx, 'log')).close();
-          logObjects.delete(item.segIdx);
+        const r: SegmentLogReader = reader;
+        const batchesBefore = r.batches;
+        const scannedBefore = r.bytesScanned;
+        // A bad batch ends the replay, but the good records decoded before
+        // it in this range are returned first.
+        let failure: unknown;
+        let failed = false;
+        try {
+          await r.push(item.pos, bytes, out);
+          if (item.last && !r.finished) {
+            r.end();
+            r.free();
+            reader = null;
+            (await objectFor(item.segIdx, 'log')).close();
+            logObjects.delete(item.segIdx);
+          }
+        } catch (err) {
+          failure = err;
+          failed = true;
         }
+        this.stats.batches += r.batches - batchesBefore;
+        this.stats.bytesScanned += r.bytesScanned - scannedBefore;
+        const finished = failed || r.finished;
         if (records + out.length > maxRecords) out.length = maxRecords - records;
         if (out.length > 0) {
           records += out.length;
@@ -436,6 +446,7 @@ export class Replay implements AsyncIterableIterator<StoredRecord> {
           this.updateStats();
           yield out;
         } else this.updateStats();
+        if (failed) throw failure;
         if (finished || records >= maxRecords) break;
       }
     } finally {
