@@ -32,7 +32,7 @@ const MiB = 1 << 20;
 /** Value sizes of the size sweep. */
 export const SIZES = [100, KiB, 16 * KiB, 256 * KiB, MiB];
 /** Segment counts of the log-growth sweep. */
-export const SEGMENT_COUNTS = [1, 10, 100];
+export const SEGMENT_COUNTS = [1, 10, 30, 100];
 /** Key counts of the KV sweep run here (the kv group measures 1 M with the same cases). */
 export const KV_COUNTS = [10_000, 100_000];
 /** Fraction of --time each scaling case gets (many points; a curve needs each only roughly). */
@@ -674,7 +674,11 @@ export const scaling: BenchGroup = {
     'no checks), and hypercore 10 (one block per value: a Merkle tree update and a signature per append call; ' +
     'reads by `get(i)` per block). Figures count value bytes only. **Log length** (1 → 100 segments of 512 KiB): ' +
     'random single-record reads across the whole log (one log grown from case to case; hypercore holds the same ' +
-    'values) and appends while retention holds the segment count. **Key count** (10k → 1 M): the kv group\'s get ' +
+    'values) and appends while retention holds the segment count. A partition keeps the offset and time indexes of the ' +
+    '16 most recently used closed segments in memory (MAX_LOADED_CLOSED_INDEXES), so random reads over more segments than that ' +
+    'reload an index from its file now and then: the read curve shows that cost. Small segments make rolls (three new files) ' +
+    'and retention deletes frequent, which the append curve includes. hypercore reads every block through asynchronous file ' +
+    'reads (libuv thread pool), so its figures suffer more than the synchronous contenders\' when the machine is loaded. **Key count** (10k → 1 M): the kv group\'s get ' +
     'and batched put + flush cases on stores of 10k and 100k keys; the 1 M points come from the kv group itself. ' +
     `Every case gets ${TIME_SCALE * 100}% of the run's measured time per contender; all reads are from the page cache.`,
   cases: () => [
