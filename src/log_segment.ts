@@ -60,6 +60,8 @@ export interface RecoveryResult {
   fileBytes?: number;
   /** Why the scan stopped before the end of the file, if it did; offset: the first offset not recovered. */
   problem?: { position: number; reason: string; offset?: number };
+  /** Damaged batches stepped over and kept (data known flushed): reads report them as CorruptionError. */
+  damaged?: { position: number; reason: string; offset: number }[];
 }
 
 /** Where a read must start for an offset: the batch position and the offset before it (-1 when unknown). */
@@ -584,8 +586,9 @@ export class LogSegment {
    * increase (gaps are accepted here: dropping data is for damage, not for
    * gaps a compacted log may have). Changes no file but the indexes.
    */
-  scanAndIndex(scanner: BatchScanner, buf: WasmBuffer): RecoveryResult {
+  scanAndIndex(scanner: BatchScanner, buf: WasmBuffer, resyncBelow = -1): RecoveryResult {
     const fileSize = this.logHandle().size();
+    const damaged: { position: number; reason: string; offset: number }[] = [];
     this.size = 0;
     this.nextOffset = this.baseOffset;
     this.maxTimestamp = -1;
@@ -601,6 +604,19 @@ export class LogSegment {
     const maxSize = Math.max(this.settings.maxBatchBytes + LOG_OVERHEAD, MAX_READ_BATCH_BYTES);
     this.rebuiltSinceLoad = true;
     buf.ensure(chunk);
+    // Damage found where resyncing is allowed (data known to have been
+    // flushed: a crash cannot have torn it) is stepped over when a whole
+    // valid batch follows it: it stays in place for reads to report.
+    const resync = (at: number, reason: string): boolean => {
+      if (!(this.nextOffset < resyncBelow)) return false;
+      const q = this.resyncAfter(scanner, buf, at, fileSize, maxSize);
+      if (q < 0) return false;
+      damaged.push({ position: at, reason, offset: this.nextOffset });
+      this.bytesSinceLastIndexEntry += q - at;
+      pos = q;
+      buf.ensure(chunk);
+      return true;
+    };
     while (pos < fileSize) {
       const want = Math.min(buf.capacity, fileSize - pos);
       const got = this.readInto(buf.ptr, want, pos);
@@ -609,10 +625,13 @@ export class LogSegment {
         break;
       }
       const res = scanner.scan(buf.ptr, got, { maxBatchBytes: maxSize, positionBase: pos });
+      let skipped = false;
       for (const b of res.batches) {
         const last = b.baseOffset + b.lastOffsetDelta;
         if (b.baseOffset < this.nextOffset || last - this.baseOffset > 0xffffffff || !Number.isSafeInteger(last)) {
-          problem = { position: b.position, reason: `batch offset ${b.baseOffset} is not after ${this.nextOffset - 1}`, offset: this.nextOffset };
+          const reason = `batch offset ${b.baseOffset} is not after ${this.nextOffset - 1}`;
+          if (resync(b.position, reason)) { skipped = true; break; }
+          problem = { position: b.position, reason, offset: this.nextOffset };
           break;
         }
         this.afterBatch(b.position, { size: b.size, baseOffset: b.baseOffset, lastOffset: last, maxTimestamp: b.maxTimestamp, offsetOfMaxTimestamp: last });
@@ -620,7 +639,8 @@ export class LogSegment {
         batches++;
       }
       if (problem) break;
-      pos = this.size;
+      if (skipped) continue;
+      pos = this.size > pos ? this.size : pos;
       if (res.stop === ScanStop.End || res.stop === ScanStop.TableFull) continue;
       if (res.stop === ScanStop.Incomplete) {
         // Either the batch continues past this chunk (read again from its
@@ -630,14 +650,37 @@ export class LogSegment {
           buf.ensure(h.size);
           continue;
         }
+        if (resync(pos, 'invalid batch (length, magic or CRC)')) continue;
         problem = { position: pos, reason: 'incomplete batch at the end of the log (torn write)', offset: this.nextOffset };
         break;
       }
-      problem = { position: pos, reason: SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', offset: this.nextOffset };
+      const reason = SCAN_STOP_NAMES[res.stop] ?? 'invalid batch';
+      if (resync(pos, reason)) continue;
+      problem = { position: pos, reason, offset: this.nextOffset };
       break;
     }
     if (this.closed && this.maxTimestamp >= 0) this.seal();
-    return { validBytes: this.size, truncatedBytes: fileSize - this.size, batches, problem, fileBytes: fileSize };
+    const result: RecoveryResult = { validBytes: this.size, truncatedBytes: fileSize - this.size, batches, problem, fileBytes: fileSize };
+    if (damaged.length > 0) result.damaged = damaged;
+    return result;
+  }
+
+  /**
+   * Position of the batch after a damaged one at `at`, found by its length
+   * field, when a whole batch that passes its CRC with offsets after
+   * nextOffset - 1 starts there; -1 otherwise (a torn tail never qualifies).
+   */
+  private resyncAfter(scanner: BatchScanner, buf: WasmBuffer, at: number, fileSize: number, maxSize: number): number {
+    const h = this.peekHeader(at, fileSize);
+    if (!h || h.size < BATCH_HEADER_SIZE || h.size > maxSize || at + h.size >= fileSize) return -1;
+    const q = at + h.size;
+    const n = this.peekHeader(q, fileSize);
+    if (!n || n.magic !== 2 || n.size < BATCH_HEADER_SIZE || n.size > maxSize || q + n.size > fileSize) return -1;
+    buf.ensure(n.size);
+    if (this.readInto(buf.ptr, n.size, q) < n.size) return -1;
+    const res = scanner.scan(buf.ptr, n.size, { maxBatchBytes: maxSize, positionBase: q });
+    if (res.batches.length !== 1 || res.batches[0]!.baseOffset < this.nextOffset) return -1;
+    return q;
   }
 
   /** Truncates to `size` bytes (a batch boundary), rebuilding indexes. */

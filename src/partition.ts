@@ -263,7 +263,9 @@ export class Partition {
         }
         if (needScan) {
           if (!isLast) seg.closed = true;
-          const result = seg.scanAndIndex(scanner, buf);
+          // Damage in data below the recovery point (or anywhere in an adopted
+          // directory) is stepped over when valid batches follow it.
+          const result = seg.scanAndIndex(scanner, buf, adopted ? Infinity : recoveryPoint);
           if (!this.readOnly) seg.dirty = true; // the rebuilt indexes (and a crash survivor's page cache) get synced below
           // What the scan could not recover: from the first bad batch, or
           // from a gap before the next segment (data lost in a crash).

@@ -166,14 +166,14 @@ test('bit flip in a closed segment with no recovery point (full scan on open): r
   FaultyStorage.flipBit(victim, bad.position + 40, 0); // inside the CRC-covered header fields
   fs.rmSync(path.join(pdir, CLEAN_SHUTDOWN_FILE));
   fs.rmSync(path.join(pdir, RECOVERY_POINT_FILE));
-  const reports: { segment: number; problem?: { position: number; reason: string } }[] = [];
-  const store = await Store.open(dir, testOpts({ onRecovery: (e) => reports.push({ segment: e.segment, problem: e.result.problem }) }));
+  const reports: { segment: number; damaged?: { position: number; offset: number }[] }[] = [];
+  const store = await Store.open(dir, testOpts({ onRecovery: (e) => reports.push({ segment: e.segment, damaged: e.result.damaged }) }));
   const p = store.partition('t', 0);
   try {
-    const reported = reports.find((r) => r.problem);
+    const reported = reports.find((r) => r.damaged);
     assert.ok(reported, 'recovery reported the corruption');
     assert.equal(reported.segment, bases[1]);
-    assert.equal(reported.problem!.position, bad.position);
+    assert.deepEqual(reported.damaged!.map((d) => [d.position, d.offset]), [[bad.position, bad.baseOffset]]);
     assert.equal(p.logEndOffset, 80);
     assert.equal(p.segments.length, bases.length);
     const { records, error } = await readUntilError(p, { offset: 0 });
@@ -402,4 +402,60 @@ test("index files follow Kafka's rules exactly (checked by an independent readin
   const { store } = await openPartition(dir);
   await store.close();
   check('rebuilt');
+});
+
+test('damage inside flushed data of the active segment, found by a crash recovery, is kept and reported, not cut', async () => {
+  const dir = tmpDir();
+  const { store, p } = await openPartition(dir);
+  for (let i = 0; i < 30; i++) await p.append([{ key: keyOf(i), value: valueOf(i, 40), timestamp: 1000 + i }]);
+  await p.flush();
+  // Unflushed records after the flush, then a torn write at the very end.
+  for (let i = 30; i < 33; i++) p.appendSync([{ key: keyOf(i), value: valueOf(i, 40), timestamp: 1000 + i }]);
+  const pdir = partitionDir(dir);
+  const log = segPath(pdir, 0, '.log');
+  const bs = batchPositions(log);
+  fs.rmSync(path.join(dir, '.lock')); // the process "died" without closing
+  const bad = bs[12]!;
+  FaultyStorage.flipBit(log, bad.position + bad.size - 3, 6);
+  fs.truncateSync(log, bs[32]!.position + 20);
+  const reports: { damaged?: { position: number; offset: number }[]; problem?: { position: number } }[] = [];
+  const again = await Store.open(dir, testOpts({ onRecovery: (e) => reports.push(e.result) }));
+  try {
+    const q = again.partition('t', 0);
+    assert.deepEqual(reports[0]!.damaged!.map((d) => [d.position, d.offset]), [[bad.position, 12]]);
+    assert.equal(reports[0]!.problem!.position, bs[32]!.position, 'the torn tail is still cut');
+    assert.equal(q.logEndOffset, 32);
+    assert.equal(fs.statSync(log).size, bs[32]!.position);
+    const { records, error } = await readUntilError(q, { offset: 0 });
+    assert.ok(error instanceof CorruptionError);
+    assert.equal(error.position, bad.position);
+    assert.equal(error.offset, 12);
+    assert.equal(records.length, 12);
+    const rest = await readAll(q, { offset: 13 });
+    assert.deepEqual(rest.map((r) => r.offset), Array.from({ length: 19 }, (_, i) => 13 + i));
+    rest.forEach((r) => assertRecord(r, r.offset, valueOf(r.offset, 40), keyOf(r.offset), 1000 + r.offset));
+    assert.equal(await q.offsetForTimestamp(1020), 20);
+    assert.equal((await q.append([{ value: 'next' }])).baseOffset, 32);
+  } finally {
+    await again.close();
+  }
+});
+
+test('damage in unflushed data of the active segment is cut like a torn tail (Kafka rule)', async () => {
+  const dir = tmpDir();
+  const { p } = await openPartition(dir);
+  for (let i = 0; i < 10; i++) await p.append([{ value: valueOf(i, 40) }]);
+  await p.flush();
+  for (let i = 10; i < 20; i++) p.appendSync([{ value: valueOf(i, 40) }]);
+  const log = segPath(partitionDir(dir), 0, '.log');
+  const bs = batchPositions(log);
+  fs.rmSync(path.join(dir, '.lock'));
+  FaultyStorage.flipBit(log, bs[14]!.position + 30, 1);
+  const again = await openPartition(dir);
+  try {
+    assert.equal(again.p.logEndOffset, 14);
+    assert.equal((await readAll(again.p)).length, 14);
+  } finally {
+    await again.store.close();
+  }
 });
