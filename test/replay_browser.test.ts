@@ -228,6 +228,12 @@ test('in Chromium: s3rver through presigned URLs, cross-origin, allowed by the b
   const inPage = await replayInPage(source);
   assert.equal(inPage.err, null, JSON.stringify(inPage.err));
   assert.deepEqual(inPage.records, s3Expected);
+  // The page takes the same presigned URLs pasted as JSON.
+  await page.fill('#manifest', JSON.stringify(source));
+  await page.fill('#offset', '0');
+  assert.equal(await runAndWait(), 'done');
+  assert.equal(await page.textContent('#s-records'), s3Expected.length.toLocaleString('en-US'));
+  await page.screenshot({ path: path.join(outDir, 'replay-page-presigned.png') });
   const fromNode: PlainRecord[] = [];
   for await (const r of replay(source, { from: { offset: 100 } })) fromNode.push(plain(r));
   assert.deepEqual((await replayInPage(source, { from: { offset: 100 } })).records, fromNode);

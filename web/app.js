@@ -95,6 +95,19 @@ function updateStats(s) {
 
 function fromMode() { return form.elements.from.value; }
 
+/**
+ * What the archive field holds: a manifest URL, or presigned URLs as JSON
+ * ({"manifest": "...", "objects": {"00000000000000000000.log": "...", ...}}).
+ */
+function sourceOf(text) {
+  const v = text.trim();
+  if (!v.startsWith('{')) return v;
+  let o;
+  try { o = JSON.parse(v); } catch (err) { throw new Error(`the archive field looks like JSON but is not valid: ${err.message}`); }
+  if (!o || typeof o.manifest !== 'string') throw new Error('presigned JSON needs a "manifest" URL (and "objects": key to URL)');
+  return { manifest: o.manifest, objects: o.objects };
+}
+
 function syncMode() {
   const t = fromMode() === 'time';
   $('offset-row').hidden = t;
@@ -115,7 +128,7 @@ async function showSummary(url) {
   box.hidden = true;
   if (!url) return;
   try {
-    const a = await openArchive(url);
+    const a = await openArchive(sourceOf(url));
     if (summaryFor !== url) return;
     const m = a.manifest;
     const segs = m.segments;
@@ -177,9 +190,11 @@ async function run(ev) {
   const show = Math.max(1, Math.min(100000, Math.floor(Number($('show').value) || 200)));
   const toEnd = $('to-end').checked;
   let from;
+  let source;
   try {
     from = fromMode() === 'time' ? { timestamp: parseTime($('time').value) } : { offset: Math.floor(Number($('offset').value)) };
-  } catch (err) { showError(err); return; }
+    source = sourceOf(url);
+  } catch (err) { showError(err); setState('error'); return; }
   const params = new URLSearchParams({ manifest: url, show: String(show) });
   if ('timestamp' in from) params.set('time', $('time').value.trim()); else params.set('offset', String(from.offset));
   history.replaceState(null, '', `#${params}`);
@@ -190,7 +205,7 @@ async function run(ev) {
   $('stop').disabled = false;
   setState('running');
   $('status').textContent = 'Replaying…';
-  const r = replay(url, { from, signal: ctrl.signal, maxRecords: toEnd ? undefined : show });
+  const r = replay(source, { from, signal: ctrl.signal, maxRecords: toEnd ? undefined : show });
   let shown = 0;
   let lastPaint = 0;
   try {
@@ -237,6 +252,11 @@ $('stop').addEventListener('click', () => running?.abort(new Error('stopped by t
 for (const el of form.elements.from) el.addEventListener('change', syncMode);
 partitionSelect.addEventListener('change', () => { manifestInput.value = partitionSelect.value; showSummary(manifestInput.value.trim()); });
 manifestInput.addEventListener('change', () => showSummary(manifestInput.value.trim()));
+// The list shows the partition only while the field holds its URL.
+manifestInput.addEventListener('input', () => {
+  const v = manifestInput.value.trim();
+  partitionSelect.selectedIndex = Array.from(partitionSelect.options).findIndex((o) => o.value === v);
+});
 
 // State from the URL hash (#manifest=...&offset=... or &time=...).
 const hash = new URLSearchParams(location.hash.slice(1));
