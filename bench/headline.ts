@@ -128,13 +128,12 @@ export function renderHeadline(cells: HeadlineCell[], runs: { file: string; repo
 }
 
 /** Rewrites the README's headline between its markers. Returns false (and changes nothing) when the markers are missing. */
-export function writeHeadline(readme = README): boolean {
+export function writeHeadline(readme = README, runs: { file: string; report: RunReport }[] = loadReports()): boolean {
   if (!existsSync(readme)) return false;
   const text = readFileSync(readme, 'utf8');
   const a = text.indexOf(HEADLINE_START);
   const b = text.indexOf(HEADLINE_END);
   if (a < 0 || b < a) return false;
-  const runs = loadReports();
   const body = renderHeadline(headlineCells(runs), runs);
   const next = `${text.slice(0, a + HEADLINE_START.length)}\n${body}\n${text.slice(b)}`;
   if (next !== text) writeFileSync(readme, next);
