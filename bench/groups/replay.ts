@@ -1,14 +1,14 @@
 // Browser replay (issue 7): sediment/replay reading a whole archived
 // partition over HTTP, against a plain fetch of the same .log bytes, in
 // headless Chromium and in Node. The archive is written by the tiering
-// uploader to an OpenDAL fs root and served by `sediment serve` running in a
-// child process (so the server's work never shares the measuring event loop).
+// uploader to an OpenDAL fs root and served by `sediment serve`'s server in a
+// worker thread (so the server's work never shares the measuring event loop).
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, BrowserContext, Page } from 'playwright-core';
 import { BenchGroup, BenchCase, Contender, gbPerSec } from '../harness.js';
 import { Store } from '../../src/store.js';
@@ -24,9 +24,9 @@ const RECORDS = 32 * 1024;
 const VALUE_BYTES = 1000;
 const SEGMENT_BYTES = 8 << 20;
 
-interface Archive { dir: string; manifestUrl: string; logUrls: string[]; logBytes: number; records: number; serve: ChildProcess; baseUrl: string }
+interface Archive { dir: string; manifestUrl: string; logUrls: string[]; logBytes: number; records: number; serve: Worker; baseUrl: string }
 
-/** Writes records through a tiered Store (fs root), archives them, serves the root from a child process. */
+/** Writes records through a tiered Store (fs root), archives them, serves the root from a worker thread. */
 async function makeArchive(): Promise<Archive> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-bench-replay-'));
   const bucket = path.join(dir, 'bucket');
@@ -56,18 +56,19 @@ async function makeArchive(): Promise<Archive> {
   } finally {
     await store.close();
   }
-  const serve = spawn(process.execPath, [path.join(root, 'bin', 'sediment.js'), 'serve', '--dir', bucket, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The server runs in a worker thread: its own event loop (its work never
+  // shares the measuring one), and it cannot outlive the bench process.
+  const serverModule = pathToFileURL(path.join(root, 'dist', 'src', 'cli', 'serve_commands.js')).href;
+  const serve = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(workerData.module).then((m) => m.startServer({ dir: workerData.dir, port: 0 }))
+      .then((srv) => parentPort.postMessage({ url: srv.url }), (err) => parentPort.postMessage({ error: String(err && err.stack || err) }));
+  `, { eval: true, workerData: { module: serverModule, dir: bucket } });
   try {
     const baseUrl = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      const onData = (c: Buffer): void => {
-        text += c.toString();
-        const m = /archive: (http:\/\/[^\s]+)\/archive\//.exec(text);
-        if (m) resolve(`${m[1]}/`);
-      };
-      serve.stdout!.on('data', onData);
-      serve.stderr!.on('data', onData);
-      serve.on('exit', (code) => reject(new Error(`sediment serve exited ${code}: ${text}`)));
+      serve.once('message', (msg: { url?: string; error?: string }) => (msg.url ? resolve(msg.url) : reject(new Error(`server failed: ${msg.error}`))));
+      serve.once('error', reject);
+      serve.once('exit', (code) => reject(new Error(`server worker exited ${code}`)));
     });
     const manifestUrl = `${baseUrl}archive/${manifestKey}`;
     const m = await (await fetch(manifestUrl)).json() as { segments: { nextOffset: number; baseOffset: number; objects: { log: { key: string; size: number } } }[] };
@@ -76,14 +77,14 @@ async function makeArchive(): Promise<Archive> {
     const records = m.segments.reduce((n, s) => n + s.nextOffset - s.baseOffset, 0);
     return { dir, manifestUrl, logUrls, logBytes, records, serve, baseUrl };
   } catch (err) {
-    serve.kill('SIGKILL');
+    await serve.terminate();
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
 }
 
-function dispose(a: Archive): void {
-  a.serve.kill('SIGTERM');
+async function dispose(a: Archive): Promise<void> {
+  await a.serve.terminate();
   fs.rmSync(a.dir, { recursive: true, force: true });
 }
 
@@ -143,7 +144,7 @@ function chromiumCase(): BenchCase {
         await page.evaluate(PAGE_SCRIPT(a.manifestUrl, a.logUrls, a.records));
       } catch (err) {
         await ctx?.close().catch(() => undefined);
-        dispose(a);
+        await dispose(a);
         throw err;
       }
       const browser = ctx;
@@ -167,7 +168,7 @@ function chromiumCase(): BenchCase {
           output: () => page.evaluate(() => (window as unknown as { __bench: { fetchParallel(n: number): Promise<Out> } }).__bench.fetchParallel(1)),
         },
       ];
-      return { contenders, teardown: async () => { await browser.close(); dispose(a); } };
+      return { contenders, teardown: async () => { await browser.close(); await dispose(a); } };
     },
   };
 }
@@ -225,7 +226,7 @@ export const replayGroup: BenchGroup = {
   title: 'Replay of archived segments over HTTP (Chromium, Node)',
   description:
     'Reads a whole archived partition (written by the tiering uploader to an OpenDAL fs root, 8 MiB segments, 1000-byte values) ' +
-    'from `sediment serve` on 127.0.0.1, running in a child process. sediment/replay fetches the manifest, then byte ranges of ' +
+    'from `sediment serve`\'s server on 127.0.0.1, running in a worker thread. sediment/replay fetches the manifest, then byte ranges of ' +
     'each .log (4 MiB, two prefetched), CRC-checks every batch and decodes every record in wasm into objects with copied key, value ' +
     'and header bytes. The peers are plain `fetch()` + `arrayBuffer()` of the same .log objects, one after the other and all at ' +
     'once: the transfer alone, so the ratio is the share of the link speed replay keeps (replay keeps up to three ranges in flight, ' +
