@@ -8,11 +8,14 @@
 // What a record at offset o for key k needs, given the index and the offset C
 // of the last durable checkpoint (replay after a crash starts at C):
 //   put      kept iff it holds k's current value (visible or forgotten)
-//   delete   dropped when below C or overtaken by a later put; else kept
-//   flags    kept iff it is k's latest flags record and sets a flag; latest
-//            records that clear every flag, and records of keys without a
-//            slot, are kept only at or above C
+//   delete   kept iff at or above C
+//   flags    k's latest flags record: kept if it sets a flag or is at or
+//            above C; any other flags record: kept iff at or above C
 //   no key   dropped
+// (Records at or above C that are overtaken are kept: always safe, and
+// dropped once a later checkpoint passes them.) Which records are current
+// comes from the slot table (offset -> slot), so a pass does no key
+// lookups.
 // Every record that overtakes a dropped one is flushed before the swap. Passes
 // visit segments in offset order, so a delete is dropped only after every
 // older record of its key is gone: replaying the whole log, without the
@@ -28,9 +31,8 @@ import { Partition } from '../partition.js';
 import { LogSegment } from '../log_segment.js';
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD } from '../record_batch.js';
 import { KvIndex } from './kv_index.js';
-import { RecordCursor, OP_PUT, OP_DEL, OP_FLAGS, OP_NONE } from './kv_record.js';
+import { RecordCursor, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
 import { LogScanner, stampGeneration } from './kv_log.js';
-import { bytesToByteString } from './kv_keys.js';
 
 export const CLEANED_SUFFIX = '.cleaned';
 /** Input bytes processed between yields to the event loop. */
@@ -115,8 +117,20 @@ export class KvCompactor {
     let outPos = 0;
     let kept = 0;
     let dropped = 0;
-    // Value fixups: key, offset and new file position of every kept put.
-    const fixKeys: string[] = [];
+    // Which records of this segment hold a key's current value, or its latest flags (offset -> slot).
+    // Found from the slot table, not by key: no lookup in the tree per record.
+    const valueAt = new Map<number, number>();
+    const flagsAt = new Map<number, number>();
+    const lo = seg.baseOffset;
+    const hi = seg.nextOffset;
+    for (let s = 0; s < ix.used; s++) {
+      const vo = ix.valOff[s]!;
+      if (ix.valLen[s]! >= 0 && vo >= lo && vo < hi) valueAt.set(vo, s);
+      const fo = ix.flagOff[s]!;
+      if (fo >= lo && fo < hi) flagsAt.set(fo, s);
+    }
+    // Value fixups: slot, offset and new file position of every kept put.
+    const fixSlots: number[] = [];
     const fixOffsets: number[] = [];
     const fixPositions: number[] = [];
     try {
@@ -131,23 +145,19 @@ export class KvCompactor {
         const u8 = k.u8;
         cur.reset(u8, ptr, info, seg.logPath);
         while (cur.next()) {
+          const o = cur.offset;
           let keep = false;
-          let ks = '';
-          if (cur.op !== OP_NONE) {
-            ks = bytesToByteString(u8, cur.keyPtr, cur.keyPtr + cur.keyLen);
-            const s = ix.slot(ks);
-            const o = cur.offset;
-            if (cur.op === OP_PUT) {
-              keep = s !== undefined && ix.valOff[s] === o;
-            } else if (cur.op === OP_DEL) {
-              keep = o >= C && !(s !== undefined && ix.valLen[s]! >= 0 && ix.valOff[s]! > o);
-            } else if (cur.op === OP_FLAGS) {
-              if (s !== undefined && ix.flagOff[s] === o) keep = cur.flags !== 0 || o >= C;
-              else keep = o >= C && !(s !== undefined && ix.flagOff[s]! > o);
-            }
+          let slot = -1;
+          if (cur.op === OP_PUT) {
+            const s = valueAt.get(o);
+            if (s !== undefined) { keep = true; slot = s; }
+          } else if (cur.op === OP_DEL) {
+            keep = o >= C;
+          } else if (cur.op === OP_FLAGS) {
+            keep = flagsAt.has(o) ? cur.flags !== 0 || o >= C : o >= C;
           }
           if (keep) {
-            if (cur.op === OP_PUT) { puts.push(ranges.length >> 1, cur.valuePtr - cur.recordStart, cur.offset); fixKeys.push(ks); }
+            if (slot >= 0) { puts.push(ranges.length >> 1, cur.valuePtr - cur.recordStart, o); fixSlots.push(slot); }
             ranges.push(cur.recordStart, cur.recordEnd);
             kept++;
           } else dropped++;
@@ -207,9 +217,9 @@ export class KvCompactor {
       const remove = outPos === 0 && h.partition.segments[0] !== seg;
       const replaced = await h.partition.replaceSegment(seg, remove ? null : cleanedPath, (next) => {
         // Synchronous with the swap: no read sees the new file with old positions.
-        for (let i = 0; i < fixKeys.length; i++) {
-          const s = ix.slot(fixKeys[i]!);
-          if (s !== undefined && ix.valOff[s] === fixOffsets[i]) ix.valPos[s] = fixPositions[i]!;
+        for (let i = 0; i < fixSlots.length; i++) {
+          const s = fixSlots[i]!;
+          if (ix.valLen[s]! >= 0 && ix.valOff[s] === fixOffsets[i]) ix.valPos[s] = fixPositions[i]!;
         }
         h.onSegmentSwapped?.(next, gen);
       });

@@ -226,6 +226,9 @@ export class KvIndex {
   private release(key: string, s: number): void {
     this.tree.delete(key);
     this.valLen[s] = -1;
+    this.valOff[s] = -1;
+    this.flagOff[s] = -1;
+    this.flags[s] = 0;
     this.freeSlots.push(s);
   }
 
