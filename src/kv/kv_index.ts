@@ -188,8 +188,10 @@ export class KvIndex {
     }
     const start = k === 0 ? 0 : this.packed.ends[k - 1]!;
     const end = this.packed.ends[k]!;
-    out.set(this.packed.bytes.subarray(start, end), at);
-    return at + end - start;
+    const bytes = this.packed.bytes;
+    // A plain loop: keys are short, and subarray() would allocate a view per key.
+    for (let i = start; i < end; i++) out[at++] = bytes[i]!;
+    return at;
   }
 
   get capacity(): number { return this.valOff.length; }
