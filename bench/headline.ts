@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CaseResult } from './harness.js';
 import { BENCH_DIR, loadReports, fmt, fmtRatio, RunReport } from './report.js';
+import { collectCharts } from './charts.js';
 
 export const README = join(BENCH_DIR, '..', 'README.md');
 export const HEADLINE_START = '<!-- bench:headline:start -->';
@@ -107,7 +108,8 @@ export function headlineCells(runs: { file: string; report: RunReport }[] = load
 }
 
 /** The headline as markdown (the text between the README markers). */
-export function renderHeadline(cells: HeadlineCell[], runs: { file: string; report: RunReport }[] = loadReports()): string {
+export function renderHeadline(cells: HeadlineCell[], runs: { file: string; report: RunReport }[] = loadReports(),
+  charts: { id: string; title: string }[] = []): string {
   const out: string[] = [];
   out.push('| comparison | sediment | peer | ratio | bar | met |', '|---|---:|---:|---:|:---:|:---:|');
   for (const c of cells) {
@@ -124,6 +126,9 @@ export function renderHeadline(cells: HeadlineCell[], runs: { file: string; repo
     `Bars are the issues' requirements. Machine: ${[...machines].join('; ')}` +
     (loads.some((l) => l > 1) ? ` (shared with other work during these runs: 1-minute load average up to ${Math.max(...loads).toFixed(1)}, so figures are noisy)` : '') +
     `. Every figure, the scaling charts and the method: [bench/RESULTS.md](bench/RESULTS.md).`);
+  if (charts.length > 0) {
+    out.push('', `Scaling charts: ${charts.map((c) => `[${c.title.replace(/[[\]]/g, '')}](bench/charts/${c.id}.svg)`).join(' · ')}.`);
+  }
   return out.join('\n');
 }
 
@@ -134,7 +139,7 @@ export function writeHeadline(readme = README, runs: { file: string; report: Run
   const a = text.indexOf(HEADLINE_START);
   const b = text.indexOf(HEADLINE_END);
   if (a < 0 || b < a) return false;
-  const body = renderHeadline(headlineCells(runs), runs);
+  const body = renderHeadline(headlineCells(runs), runs, collectCharts(runs));
   const next = `${text.slice(0, a + HEADLINE_START.length)}\n${body}\n${text.slice(b)}`;
   if (next !== text) writeFileSync(readme, next);
   return true;

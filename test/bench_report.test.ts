@@ -135,6 +135,8 @@ test('headline rows: ratio from the bar, else against the fastest listed peer; g
   assert.ok(md.includes('[bench/RESULTS.md](bench/RESULTS.md)'));
   assert.ok(!md.includes('noisy'));
   assert.ok(renderHeadline(headlineCells([crcRun(7)], ROWS), [crcRun(7)]).includes('load average up to 7.0'));
+  assert.ok(!md.includes('Scaling charts'));
+  assert.ok(renderHeadline(cells, runs, [{ id: 'kv-get', title: 'KV [get]' }]).endsWith('Scaling charts: [KV get](bench/charts/kv-get.svg).'));
   // A row naming a contender the case does not have is an error, not a silent blank.
   assert.throws(() => headlineCells(runs, [{ ...ROWS[1]!, sediment: 'gone' }]), /no contender 'gone'/);
 });
