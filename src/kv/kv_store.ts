@@ -45,6 +45,8 @@ export const DEFAULT_KV_MIN_DIRTY_RATIO = 0.5;
 export const DEFAULT_KV_CLUSTER_RATIO = 0.25;
 /** Clustering waits for at least this many values out of key order. */
 const CLUSTER_MIN_VALUES = 4096;
+/** Clustering waits for this long without writes (unless twice clusterRatio of the values are out of order). */
+const CLUSTER_IDLE_MS = 1000;
 /** Namespace names: what Kafka allows in a topic name, at most 200 characters. */
 const NAME = /^[a-zA-Z0-9._-]{1,200}$/;
 /** Entries fetched from the index per range() refill (the first refill is smaller). */
@@ -193,6 +195,8 @@ export class KvStore {
   private passes = 0;
   private lastCompaction: CompactionStats | null = null;
   private bytesSinceCluster = 0;
+  private lastWriteAt = 0;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private clusterPasses = 0;
   private lastCluster: ClusterStats | null = null;
   private closing = false;
@@ -529,6 +533,7 @@ export class KvStore {
       throw new SedimentError('ERR_INTERNAL', `KV batch layout mismatch: wrote ${seg.size - batchPos} bytes, expected ${this.layout.size}`);
     }
     const bytes = this.layout.size;
+    this.lastWriteAt = performance.now();
     this.mutationCount += records.length;
     this.bytesSinceCheckpoint += bytes;
     this.bytesSinceCompaction += bytes;
@@ -1022,7 +1027,13 @@ export class KvStore {
     return logBytes > 0 && 1 - live / logBytes >= r;
   }
 
-  private clusterDue(): boolean {
+  /**
+   * Clustering is due once clusterRatio of the values are out of key order,
+   * and either writes paused for CLUSTER_IDLE_MS (values still being
+   * overwritten would be copied for nothing) or twice that share is. With
+   * `anyTime`, the pause is not required (maintain()).
+   */
+  private clusterDue(anyTime = false): boolean {
     const r = this.opts.clusterRatio;
     if (r < 0 || this.compactor === null) return false;
     const p = this.partition;
@@ -1030,7 +1041,8 @@ export class KvStore {
     const ix = this.ix;
     const loose = ix.values - ix.clustered;
     if (loose < CLUSTER_MIN_VALUES || loose < ix.values * r) return false;
-    return this.bytesSinceCluster >= Math.max(64 << 10, Math.min(p.config.segmentBytes, 64 << 20) / 4);
+    if (this.bytesSinceCluster < Math.max(64 << 10, Math.min(p.config.segmentBytes, 64 << 20) / 4)) return false;
+    return anyTime || performance.now() - this.lastWriteAt >= CLUSTER_IDLE_MS || loose >= ix.values * Math.min(1, 2 * r);
   }
 
   private async runCluster(): Promise<ClusterStats> {
@@ -1095,7 +1107,7 @@ export class KvStore {
     this.checkWritable();
     await this.exclusive(async () => {
       if (this.compactionDue()) await this.runCompaction();
-      if (this.clusterDue()) await this.runCluster();
+      if (this.clusterDue(true)) await this.runCluster();
       if (this.compactionDue()) await this.runCompaction();
       if (this.checkpointDue()) await this.writeCheckpoint();
     });
@@ -1108,7 +1120,14 @@ export class KvStore {
 
   private scheduleMaintenance(): void {
     if (this.maintenanceScheduled || this.closing || this.closed || this.readOnly) return;
-    if (!this.compactionDue() && !this.clusterDue() && !this.checkpointDue()) return;
+    if (!this.compactionDue() && !this.clusterDue() && !this.checkpointDue()) {
+      // Clustering waits for writes to pause: look again then.
+      if (this.idleTimer === null && this.clusterDue(true)) {
+        this.idleTimer = setTimeout(() => { this.idleTimer = null; this.scheduleMaintenance(); }, CLUSTER_IDLE_MS);
+        this.idleTimer.unref?.();
+      }
+      return;
+    }
     this.maintenanceScheduled = true;
     setImmediate(() => {
       this.maintenanceScheduled = false;
@@ -1227,6 +1246,7 @@ export class KvStore {
   async close(): Promise<void> {
     if (this.closed || this.closing) return;
     this.closing = true;
+    if (this.idleTimer !== null) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     try {
       await this.lock;
       if (!this.readOnly && !this.partition.isClosed) {
