@@ -262,6 +262,9 @@ async function inflateGzip(data: Uint8Array, limit: number): Promise<Uint8Array>
   return out;
 }
 
+/** The headers of every record without headers (shared, frozen). */
+const NO_HEADERS: RecordHeader[] = Object.freeze([]) as unknown as RecordHeader[];
+
 /** Decodes the records of validated batches. Reuses its row tables. */
 export class RecordBatchDecoder {
   private readonly k: Kernels;
@@ -358,7 +361,7 @@ export class RecordBatchDecoder {
       const valueLen = i32[w + 6]!;
       const keyPos = i32[w + 3]! - ptr;
       const valuePos = i32[w + 5]! - ptr;
-      const headers: RecordHeader[] = new Array(hc);
+      const headers: RecordHeader[] = hc === 0 ? NO_HEADERS : new Array(hc);
       for (let j = 0; j < hc; j++, h += HEADER_ROW_WORDS) {
         const np = i32[h]! - ptr; const nl = i32[h + 1]!; const vp = i32[h + 2]! - ptr; const vl = i32[h + 3]!;
         headers[j] = { key: decodeUtf8(copy.subarray(np, np + nl)), value: vl < 0 ? null : copy.subarray(vp, vp + vl) };
