@@ -272,7 +272,9 @@ async function calibrate(c: Contender, sampleMs: number): Promise<number> {
 async function runRound(c: Contender, n: number, timeMs: number, warmupMs: number): Promise<number[]> {
   const bench = new Bench({
     time: timeMs,
-    iterations: 3,
+    // At least one sample per round: an operation slower than the round's time gives one sample per round
+    // (rounds x 1 samples in all) instead of stretching every round to three operations.
+    iterations: 1,
     warmup: warmupMs > 0,
     warmupTime: warmupMs,
     warmupIterations: 2,
