@@ -669,8 +669,8 @@ export const scaling: BenchGroup = {
   description:
     'How throughput changes as the work grows, drawn as charts (bench/charts/). **Value size** (100 B → 1 MiB): ' +
     'append (no fsync) and read (page cache) of the same values by sediment (records with no key, one Kafka batch ' +
-    'per call, about 256 KiB of values per call, 1 MiB for 1 MiB values, max.message.bytes raised to 2 MiB there; ' +
-    'reads CRC-check and decode every record), plain `fs` on the same encoded bytes (the ceiling: no framing, ' +
+    'per append of about 256 KiB of values, 1 MiB for 1 MiB values, max.message.bytes raised to 2 MiB there; ' +
+    'a read takes 1 MiB of values, 1,024 values for 100 B, CRC-checks and decodes every record), plain `fs` on the same encoded bytes (the ceiling: no framing, ' +
     'no checks), and hypercore 10 (one block per value: a Merkle tree update and a signature per append call; ' +
     'reads by `get(i)` per block). Figures count value bytes only. **Log length** (1 → 100 segments of 512 KiB): ' +
     'random single-record reads across the whole log (one log grown from case to case; hypercore holds the same ' +
