@@ -9,5 +9,5 @@ export {
 } from './record_batch';
 export { offsetIndexLookup, offsetIndexLookupMany } from './offset_index';
 export { timeIndexLookup, timeIndexLookupMany } from './time_index';
-export { xxh64Into, xxh64Many } from './xxhash64';
+export { xxh64Into, xxh64Many, xxh64Fixed } from './xxhash64';
 export { windowBytes, windowInit, windowExpire, windowCheckInsert, windowSize } from './dedup_window';

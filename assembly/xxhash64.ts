@@ -86,3 +86,16 @@ export function xxh64Many(data: usize, offsets: usize, n: i32, seedLo: u32, seed
     start = next;
   }
 }
+
+/**
+ * Hashes n keys of `width` bytes each, laid out back to back from data
+ * (fixed-width ids: UUIDs, message ids). Writes n u64 hashes to out.
+ */
+export function xxh64Fixed(data: usize, width: u32, n: i32, seedLo: u32, seedHi: u32, out: usize): void {
+  const seed = (<u64>seedHi << 32) | <u64>seedLo;
+  let p = data;
+  for (let i: i32 = 0; i < n; i++) {
+    store<u64>(out + ((<usize>i) << 3), xxh64(p, <usize>width, seed));
+    p += <usize>width;
+  }
+}

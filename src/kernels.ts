@@ -37,6 +37,7 @@ export interface KernelExports {
   timeIndexLookupMany(idx: number, entries: number, targets: number, n: number, out: number): void;
   xxh64Into(ptr: number, len: number, seedLo: number, seedHi: number, out: number): void;
   xxh64Many(data: number, offsets: number, n: number, seedLo: number, seedHi: number, out: number): void;
+  xxh64Fixed(data: number, width: number, n: number, seedLo: number, seedHi: number, out: number): void;
   windowBytes(capacity: number): number;
   windowInit(w: number, capacity: number, ageMs: number): void;
   windowExpire(w: number, now: number): void;

@@ -2,6 +2,7 @@
 // views) or, for convenience, as bigint; hot paths never use bigint.
 
 import { Kernels, WasmBuffer } from './kernels.js';
+import { InvalidArgumentError } from './errors.js';
 
 export class XxHash64 {
   private readonly k: Kernels;
@@ -48,13 +49,46 @@ export class XxHash64 {
     let w = offPtr >>> 2;
     let pos = 0;
     u32[w++] = 0;
-    for (let i = 0; i < n; i++) {
+    // Keys that are adjacent views of one buffer (sliced from one payload or
+    // one decoded batch) cross in a single copy; otherwise one copy per key.
+    const first = n > 0 ? keys[0]! : null;
+    let adjacent = first !== null;
+    for (let i = 0; i < n && adjacent; i++) {
       const key = keys[i]!;
-      u8.set(key, dataPtr + pos);
+      adjacent = key.buffer === first!.buffer && key.byteOffset === first!.byteOffset + pos;
       pos += key.length;
       u32[w++] = pos;
     }
+    if (adjacent) {
+      u8.set(new Uint8Array(first!.buffer, first!.byteOffset, pos), dataPtr);
+    } else {
+      w = (offPtr >>> 2) + 1;
+      pos = 0;
+      for (let i = 0; i < n; i++) {
+        const key = keys[i]!;
+        u8.set(key, dataPtr + pos);
+        pos += key.length;
+        u32[w++] = pos;
+      }
+    }
     this.k.raw.xxh64Many(dataPtr, offPtr, n, seedLo, seedHi, outPtr);
+    return outPtr;
+  }
+
+  /**
+   * Hashes fixed-width keys given as one buffer (n = bytes.length / width,
+   * e.g. 16-byte ids): one copy in, one wasm call, no offsets table. Results
+   * are u64 at this.results.ptr; returns that pointer.
+   */
+  hashFixed(bytes: Uint8Array, width: number, seedLo = 0, seedHi = 0): number {
+    if (!Number.isInteger(width) || width < 1 || bytes.length % width !== 0) {
+      throw new InvalidArgumentError(`hashFixed: ${bytes.length} bytes are not a whole number of ${width}-byte keys`);
+    }
+    const n = bytes.length / width;
+    const dataPtr = this.data.ensure(bytes.length);
+    const outPtr = this.results.ensure(n * 8);
+    this.k.u8.set(bytes, dataPtr);
+    this.k.raw.xxh64Fixed(dataPtr, width, n, seedLo, seedHi, outPtr);
     return outPtr;
   }
 

@@ -114,3 +114,40 @@ test('hashManyAt over keys laid out in wasm memory', () => {
     k.free(data); k.free(offsets); k.free(out);
   }
 });
+
+test('hashFixed equals per-key hashes for fixed-width keys in one buffer, and refuses ragged input', () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 200 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    (width, n, seed) => {
+      const flat = randomBytes(width * n, width * 1000 + n);
+      const lo = Number(seed & 0xffffffffn);
+      const hi = Number(seed >> 32n);
+      const ptr = xx.hashFixed(flat, width, lo, hi);
+      const got: bigint[] = [];
+      for (let i = 0; i < n; i++) got.push((BigInt(k.u32[(ptr >>> 2) + 2 * i + 1]!) << 32n) | BigInt(k.u32[(ptr >>> 2) + 2 * i]!));
+      const want: bigint[] = [];
+      for (let i = 0; i < n; i++) want.push(ref.h64Raw(flat.subarray(i * width, (i + 1) * width), seed));
+      assert.deepEqual(got, want);
+    }), { numRuns: 200 });
+  assert.throws(() => xx.hashFixed(new Uint8Array(17), 16), /whole number/);
+  assert.throws(() => xx.hashFixed(new Uint8Array(16), 0), /whole number/);
+});
+
+test('hashMany gives the same hashes whether keys are adjacent views of one buffer or separate arrays', () => {
+  const payload = randomBytes(5000, 99);
+  // Adjacent views (one copy), views with a gap (per-key copies), separate arrays.
+  const lens = [0, 1, 7, 16, 33, 100, 0, 5, 250];
+  const adjacent: Uint8Array[] = [];
+  const gapped: Uint8Array[] = [];
+  let at = 0;
+  for (const len of lens) { adjacent.push(payload.subarray(at, at + len)); gapped.push(payload.subarray(at + 1, at + 1 + len)); at += len; }
+  const separate = adjacent.map((a) => a.slice());
+  const read = (ptr: number, n: number) => Array.from({ length: n }, (_, i) => (BigInt(k.u32[(ptr >>> 2) + 2 * i + 1]!) << 32n) | BigInt(k.u32[(ptr >>> 2) + 2 * i]!));
+  const want = separate.map((b) => ref.h64Raw(b, 0n));
+  assert.deepEqual(read(xx.hashMany(adjacent), lens.length), want);
+  assert.deepEqual(read(xx.hashMany(separate), lens.length), want);
+  assert.deepEqual(read(xx.hashMany(gapped), lens.length), gapped.map((b) => ref.h64Raw(b, 0n)));
+  // Same buffer but out of order is not adjacent.
+  const reversed = [...adjacent].reverse();
+  assert.deepEqual(read(xx.hashMany(reversed), lens.length), [...want].reverse());
+});

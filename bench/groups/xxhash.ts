@@ -43,7 +43,10 @@ export const xxhash: BenchGroup = {
   cases: () => [{
     name: `xxh64, ${KEY}-byte keys, batches of ${BATCH}`,
     metric: nsPer(BATCH, 'key'),
-    bars: [{ label: 'batched xxh64 (hashMany) ≥ 5× xxhash-wasm per 16-byte key', sediment: 'sediment hashMany', peers: ['xxhash-wasm h64Raw'], minRatio: 5 }],
+    bars: [
+      { label: 'batched xxh64 (hashFixed: the batch\'s 16-byte keys in one buffer) ≥ 5× xxhash-wasm per 16-byte key', sediment: 'sediment hashFixed', peers: ['xxhash-wasm h64Raw'], minRatio: 5 },
+      { label: 'batched xxh64 (hashMany: an array of separate 16-byte arrays, one copy each) ≥ 5× xxhash-wasm per 16-byte key', sediment: 'sediment hashMany', peers: ['xxhash-wasm h64Raw'], minRatio: 5 },
+    ],
     async setup() {
       const k = getKernelsSync();
       const xx = new XxHash64(k);
@@ -78,14 +81,10 @@ export const xxhash: BenchGroup = {
           output: () => { xx.hashManyAt(data.ptr, offsets.ptr, BATCH, results.ptr); return readU64s(k.u32, results.ptr, BATCH); },
         },
         {
-          name: 'sediment flat copy + hashManyAt', role: 'sediment',
-          note: 'the keys arrive as one flat buffer (n × 16 B): one Uint8Array.set into wasm memory, then hashManyAt (what a fixed-width batch API would cost)',
-          run(n) {
-            const d = data.ptr, o = offsets.ptr, r = results.ptr;
-            for (let i = 0; i < n; i++) { k.u8.set(flat, d); xx.hashManyAt(d, o, BATCH, r); }
-            return r;
-          },
-          output: () => { k.u8.set(flat, data.ptr); xx.hashManyAt(data.ptr, offsets.ptr, BATCH, results.ptr); return readU64s(k.u32, results.ptr, BATCH); },
+          name: 'sediment hashFixed', role: 'sediment',
+          note: 'XxHash64.hashFixed(flat, 16): the batch arrives as one buffer of n × 16 B ids; one copy into wasm memory and one wasm call (xxh64Fixed, no offsets table)',
+          run(n) { let p = 0; for (let i = 0; i < n; i++) p = xx.hashFixed(flat, KEY); return p; },
+          output: () => readU64s(k.u32, xx.hashFixed(flat, KEY), BATCH),
         },
         {
           name: 'xxhash-wasm h64Raw', role: 'peer',
