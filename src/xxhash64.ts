@@ -49,27 +49,13 @@ export class XxHash64 {
     let w = offPtr >>> 2;
     let pos = 0;
     u32[w++] = 0;
-    // Keys that are adjacent views of one buffer (sliced from one payload or
-    // one decoded batch) cross in a single copy; otherwise one copy per key.
-    const first = n > 0 ? keys[0]! : null;
-    let adjacent = first !== null;
-    for (let i = 0; i < n && adjacent; i++) {
+    // One Uint8Array.set per key (~20-30 ns, most of the cost for short
+    // keys): callers with fixed-width ids in one buffer use hashFixed.
+    for (let i = 0; i < n; i++) {
       const key = keys[i]!;
-      adjacent = key.buffer === first!.buffer && key.byteOffset === first!.byteOffset + pos;
+      u8.set(key, dataPtr + pos);
       pos += key.length;
       u32[w++] = pos;
-    }
-    if (adjacent) {
-      u8.set(new Uint8Array(first!.buffer, first!.byteOffset, pos), dataPtr);
-    } else {
-      w = (offPtr >>> 2) + 1;
-      pos = 0;
-      for (let i = 0; i < n; i++) {
-        const key = keys[i]!;
-        u8.set(key, dataPtr + pos);
-        pos += key.length;
-        u32[w++] = pos;
-      }
     }
     this.k.raw.xxh64Many(dataPtr, offPtr, n, seedLo, seedHi, outPtr);
     return outPtr;

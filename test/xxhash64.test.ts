@@ -133,7 +133,7 @@ test('hashFixed equals per-key hashes for fixed-width keys in one buffer, and re
   assert.throws(() => xx.hashFixed(new Uint8Array(16), 0), /whole number/);
 });
 
-test('hashMany gives the same hashes whether keys are adjacent views of one buffer or separate arrays', () => {
+test('hashMany gives the same hashes for views of one buffer (adjacent, gapped, reordered) and separate arrays', () => {
   const payload = randomBytes(5000, 99);
   // Adjacent views (one copy), views with a gap (per-key copies), separate arrays.
   const lens = [0, 1, 7, 16, 33, 100, 0, 5, 250];
