@@ -26,6 +26,13 @@ export const MAX_SEGMENT_BYTES = 0x7fffffff;
 export const MAX_READ_BATCH_BYTES = 64 * 1024 * 1024 + LOG_OVERHEAD;
 const TWO32 = 4294967296;
 
+/**
+ * prevLast value meaning "do not check that the batch follows a previous one".
+ * (-1 cannot serve: it is baseOffset - 1 of the segment at offset 0, where the
+ * chain check is wanted.)
+ */
+const NO_CHAIN = Number.NEGATIVE_INFINITY;
+
 export function segmentFileName(baseOffset: number, suffix: string): string {
   return String(baseOffset).padStart(20, '0') + suffix;
 }
@@ -227,7 +234,7 @@ export class LogSegment {
     return h;
   }
 
-  private checkedHeader(position: number, limit: number, prevLast = -1): HeaderPeek {
+  private checkedHeader(position: number, limit: number, prevLast = NO_CHAIN): HeaderPeek {
     const h = this.validHeader(position, limit, prevLast);
     if (h) return h;
     const expected = prevLast >= this.baseOffset - 1 ? prevLast + 1 : undefined;
@@ -243,7 +250,7 @@ export class LogSegment {
    * must end at its offset. Returns that batch's header or null.
    */
   private entryHeader(entry: { offset: number; position: number }, limit: number): HeaderPeek | null {
-    const h = this.validHeader(entry.position, limit, -1);
+    const h = this.validHeader(entry.position, limit, NO_CHAIN);
     return h && h.lastOffset === entry.offset ? h : null;
   }
 
@@ -272,7 +279,12 @@ export class LogSegment {
         this.rebuildIndexes();
         return this.locateOffset(target, limit);
       }
-      if (h) { pos = entry.position; prevLast = h.baseOffset - 1; }
+      if (h) {
+        // The entry's batch header was just read: it starts the scan.
+        if (h.lastOffset >= target) return { position: entry.position, prevLastOffset: h.baseOffset - 1 };
+        pos = entry.position + h.size;
+        prevLast = h.lastOffset;
+      }
     }
     while (pos < limit) {
       const h = this.checkedHeader(pos, limit, prevLast);
@@ -398,7 +410,7 @@ export class LogSegment {
     let tailMax = -1;
     let atEntry = n > 0;
     while (pos < this.size) {
-      const h = this.validHeader(pos, this.size, -1);
+      const h = this.validHeader(pos, this.size, NO_CHAIN);
       if (!h) return true; // damage in the log itself: reads report it
       if (atEntry) { since = h.size; atEntry = false; } else {
         if (since > this.settings.indexIntervalBytes) return false;
@@ -439,7 +451,7 @@ export class LogSegment {
     let since = 0;
     let atEntry = lastO !== null;
     while (ok && pos < this.size) {
-      const h = this.validHeader(pos, this.size, -1);
+      const h = this.validHeader(pos, this.size, NO_CHAIN);
       if (!h) break; // damage in the log: reads report it
       if (atEntry) { since = h.size; atEntry = false; } else {
         if (since > this.settings.indexIntervalBytes) ok = false;
@@ -481,7 +493,7 @@ export class LogSegment {
     const e = this.index.lookup(offset);
     let pos = e && e.position < this.size ? e.position : 0;
     while (pos < this.size) {
-      const h = this.validHeader(pos, this.size, -1);
+      const h = this.validHeader(pos, this.size, NO_CHAIN);
       if (!h) return null;
       if (h.lastOffset >= offset) return h.baseOffset <= offset ? h : null;
       pos += h.size;
