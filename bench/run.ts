@@ -132,7 +132,8 @@ async function main(): Promise<void> {
   }
   if (failures.length > 0) {
     process.stderr.write(`bench: FAILED: ${failures.map((f) => `${f.group}: ${f.error.split('\n')[0]}`).join('; ')}\n`);
-    process.exitCode = 1;
+    // Exit now: a group that failed may have left handles open (stores, servers) that would keep the process alive.
+    process.exit(1);
   }
 }
 

@@ -41,8 +41,19 @@ const TIME_SCALE = 0.4;
 const WRAP_BYTES = 128 * MiB;
 const BASE_TS = 1_700_000_000_000;
 
+/** Temporary directories not yet removed: a case whose setup throws leaves its directory here, removed at exit. */
+const liveDirs = new Set<string>();
+process.once('exit', () => { for (const d of liveDirs) fs.rmSync(d, { recursive: true, force: true }); });
+
 function tmpDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `sediment-bench-scaling-${tag}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sediment-bench-scaling-${tag}-`));
+  liveDirs.add(dir);
+  return dir;
+}
+
+function removeDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  liveDirs.delete(dir);
 }
 
 /** `count` distinct values of `size` bytes (views of one buffer, as Buffers so hypercore takes them as they are). */
@@ -184,7 +195,7 @@ function appendSizeCase(valueSize: number): BenchCase {
           fd = -1;
           await core.close();
           await store.close();
-          fs.rmSync(dir, { recursive: true, force: true });
+          removeDir(dir);
         },
       };
     },
@@ -287,7 +298,7 @@ function readSizeCase(valueSize: number): BenchCase {
           fs.closeSync(fd);
           await core.close();
           await store.close();
-          fs.rmSync(dir, { recursive: true, force: true });
+          removeDir(dir);
         },
       };
     },
@@ -352,7 +363,7 @@ async function closeGrowing(): Promise<void> {
   for (const fd of g.fds.values()) fs.closeSync(fd);
   await g.core.close();
   await g.store.close();
-  fs.rmSync(g.dir, { recursive: true, force: true });
+  removeDir(g.dir);
 }
 
 function randomReadCase(segments: number, last: boolean): BenchCase {
@@ -497,7 +508,7 @@ function appendSegmentsCase(segments: number): BenchCase {
           fs.closeSync(fd);
           fd = -1;
           await store.close();
-          fs.rmSync(dir, { recursive: true, force: true });
+          removeDir(dir);
           if (segmentsSeen.max > segments || segmentsSeen.min < segments) {
             throw new Error(`scaling: the log held ${segmentsSeen.min}..${segmentsSeen.max} segments, not ${segments}`);
           }
@@ -562,7 +573,7 @@ async function closeKv(count: number): Promise<void> {
   await d.store.close();
   await d.lmdb.close();
   await d.level.close();
-  fs.rmSync(d.dir, { recursive: true, force: true });
+  removeDir(d.dir);
 }
 
 function kvGetCase(count: number): BenchCase {
