@@ -348,7 +348,17 @@ export class RecordBatchDecoder {
       }
       prev = od;
     }
-    const copy = u8.slice(ptr, ptr + len);
+    // Copy out only the span of the records returned (from the first at or
+    // after minOffset, at most `limit` of them): a point read in a large batch
+    // must not copy the whole batch. Every field of record i lies at or after
+    // its key position, and before record i + 1's.
+    let i0 = 0;
+    for (let w0 = rowsPtr >>> 2; i0 < count && info.baseOffset + i32[w0]! < minOffset; i0++, w0 += RECORD_ROW_WORDS);
+    if (i0 === count || limit <= 0) return;
+    const i1 = Math.min(count, i0 + limit);
+    const spanStart = i32[(rowsPtr >>> 2) + i0 * RECORD_ROW_WORDS + 3]!;
+    const spanEnd = i1 < count ? i32[(rowsPtr >>> 2) + i1 * RECORD_ROW_WORDS + 3]! : ptr + len;
+    const copy = u8.slice(spanStart, spanEnd);
     const logAppendTime = (info.attributes & ATTR_LOG_APPEND_TIME) !== 0;
     let w = rowsPtr >>> 2;
     let h = hdrPtr >>> 2;
@@ -359,11 +369,11 @@ export class RecordBatchDecoder {
       if (offset < minOffset) { h += hc * HEADER_ROW_WORDS; continue; }
       const keyLen = i32[w + 4]!;
       const valueLen = i32[w + 6]!;
-      const keyPos = i32[w + 3]! - ptr;
-      const valuePos = i32[w + 5]! - ptr;
+      const keyPos = i32[w + 3]! - spanStart;
+      const valuePos = i32[w + 5]! - spanStart;
       const headers: RecordHeader[] = hc === 0 ? NO_HEADERS : new Array(hc);
       for (let j = 0; j < hc; j++, h += HEADER_ROW_WORDS) {
-        const np = i32[h]! - ptr; const nl = i32[h + 1]!; const vp = i32[h + 2]! - ptr; const vl = i32[h + 3]!;
+        const np = i32[h]! - spanStart; const nl = i32[h + 1]!; const vp = i32[h + 2]! - spanStart; const vl = i32[h + 3]!;
         headers[j] = { key: decodeUtf8(copy.subarray(np, np + nl)), value: vl < 0 ? null : copy.subarray(vp, vp + vl) };
       }
       out.push({
