@@ -238,8 +238,12 @@ export interface BatchSource { file?: string; position: number }
 /** Largest records section a gzip batch may inflate to (a small batch must not become a huge allocation). */
 export const MAX_INFLATED_BYTES = 64 << 20;
 
-/** Inflates gzip data, refusing (RangeError) output beyond limit bytes: read chunk by chunk, never whole. */
-async function inflateGzip(data: Uint8Array, limit: number): Promise<Uint8Array> {
+/**
+ * Inflates gzip data chunk by chunk, refusing output past `limit` bytes with
+ * a RecordTooLargeError (a decompression bomb is an error, not an
+ * allocation). Browser-safe (DecompressionStream).
+ */
+export async function inflateGzipBounded(data: Uint8Array, limit: number): Promise<Uint8Array> {
   const ds = new DecompressionStream('gzip');
   const reader = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(ds).getReader();
   const parts: Uint8Array[] = [];
@@ -249,11 +253,12 @@ async function inflateGzip(data: Uint8Array, limit: number): Promise<Uint8Array>
       const { done, value } = await reader.read();
       if (done) break;
       total += value.length;
-      if (total > limit) throw new RangeError(`inflates beyond ${limit} bytes`);
+      if (total > limit) throw new RecordTooLargeError(total, limit, 'inflated batch');
       parts.push(value);
     }
-  } finally {
+  } catch (err) {
     reader.cancel().catch(() => undefined);
+    throw err;
   }
   if (parts.length === 1) return parts[0]!;
   const out = new Uint8Array(total);
@@ -304,7 +309,7 @@ export class RecordBatchDecoder {
     const compressed = this.k.u8.slice(ptr + BATCH_HEADER_SIZE, ptr + info.size);
     let plain: Uint8Array;
     try {
-      plain = await inflateGzip(compressed, MAX_INFLATED_BYTES);
+      plain = await inflateGzipBounded(compressed, MAX_INFLATED_BYTES);
     } catch (err) {
       throw new CorruptionError(`gzip data does not inflate: ${(err as Error).message}`,
         { file: src?.file, position: src?.position ?? info.position, offset: info.baseOffset });

@@ -14,7 +14,7 @@ import { Crc32c } from '../crc32c.js';
 import { CorruptionError, RecordTooLargeError } from '../errors.js';
 import {
   BatchInfo, BatchScanner, RecordBatchDecoder, ScanStop, SCAN_STOP_NAMES, BATCH_HEADER_SIZE, LOG_OVERHEAD,
-  ATTR_CODEC_MASK, ATTR_CONTROL, CODEC_GZIP, CODEC_NONE,
+  ATTR_CODEC_MASK, ATTR_CONTROL, CODEC_GZIP, CODEC_NONE, inflateGzipBounded,
 } from '../record_batch.js';
 import { UnsupportedCodecError } from '../errors.js';
 import { StoredRecord } from '../record.js';
@@ -136,31 +136,6 @@ export interface SegmentReadLimits {
   maxBatchBytes: number;
   /** Largest records section after gzip inflation. */
   maxInflatedBytes: number;
-}
-
-/** Inflates gzip data, refusing output past limit (a decompression bomb is an error, not an allocation). */
-export async function inflateGzipBounded(data: Uint8Array, limit: number): Promise<Uint8Array> {
-  const ds = new DecompressionStream('gzip');
-  const reader = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(ds).getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > limit) throw new RecordTooLargeError(total, limit, 'inflated batch');
-      parts.push(value);
-    }
-  } catch (err) {
-    reader.cancel().catch(() => undefined);
-    throw err;
-  }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
-  return out;
 }
 
 /**
