@@ -740,8 +740,21 @@ export class Partition {
    * Reads records from an offset (or the first record at or after a
    * timestamp). Every batch is CRC-checked; corruption throws CorruptionError
    * naming the file and position, after the valid records before it.
+   * One record per iteration; readBatches() gives the same records an array
+   * at a time, without a generator step per record.
    */
   async *read(from: ReadFrom, opts: ReadOptions = {}): AsyncGenerator<StoredRecord, void, undefined> {
+    for await (const records of this.readBatches(from, opts)) {
+      for (const r of records) yield r;
+    }
+  }
+
+  /**
+   * The records read() returns, in arrays (at most one stored batch each, in
+   * order, never empty), with the same options and errors: for consumers that
+   * process records in bulk, without an await per record.
+   */
+  async *readBatches(from: ReadFrom, opts: ReadOptions = {}): AsyncGenerator<StoredRecord[], void, undefined> {
     if (this.closed) throw new ClosedError(`partition ${this.name}`);
     const maxRecords = opts.maxRecords ?? Infinity;
     const maxBytes = opts.maxBytes ?? Infinity;
@@ -793,19 +806,23 @@ export class Partition {
       let progressed = false;
       let stop = false;
       for await (const chunk of source) {
+        const out: StoredRecord[] = [];
+        let done = false;
         for (const rec of chunk) {
           if (rec.offset < next) continue;
           if (rec.offset >= limit) { stop = true; break; }
           let size = (rec.key?.length ?? 0) + (rec.value?.length ?? 0);
           for (const h of rec.headers) size += h.key.length + (h.value?.length ?? 0);
-          if (records > 0 && bytes + size > maxBytes) return;
-          yield rec;
+          if (records > 0 && bytes + size > maxBytes) { done = true; break; }
+          out.push(rec);
           progressed = true;
           records++;
           bytes += size;
           next = rec.offset + 1;
-          if (records >= maxRecords || bytes >= maxBytes || opts.signal?.aborted) return;
+          if (records >= maxRecords || bytes >= maxBytes) { done = true; break; }
         }
+        if (out.length > 0) yield out;
+        if (done || opts.signal?.aborted) return;
         if (stop) break;
       }
       // A local segment evicted to the object store under the read: read on from the archive.

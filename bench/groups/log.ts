@@ -118,6 +118,15 @@ function readCase(valueSize: number): BenchCase {
           },
         },
         {
+          name: 'sediment Partition.readBatches', role: 'sediment', async: true,
+          note: 'the same reads and checks, records handed over one stored batch at a time (no await per record)',
+          async run(n) {
+            let count = 0;
+            for (let i = 0; i < n; i++) for await (const batch of p.readBatches({ offset: 0 })) for (const r of batch) count += r.value!.length > 0 ? 1 : 0;
+            return count;
+          },
+        },
+        {
           name: 'plain fs.readSync 1 MiB chunks', role: 'peer',
           note: 'the same segment files read in 1 MiB chunks into one Buffer (page cache), nothing checked',
           run(n) {
