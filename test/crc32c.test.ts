@@ -9,20 +9,11 @@ import fc from 'fast-check';
 import { getKernelsSync } from '../src/kernels.js';
 import { Crc32c } from '../src/crc32c.js';
 import { crc32cRef } from './fixtures/reference.js';
+import { randomBytes } from './helpers/random.js';
 
 const k = getKernelsSync();
 const crc = new Crc32c(k);
 
-function randomBytes(n: number, seed: number): Uint8Array {
-  // xorshift32: deterministic, so a failure names its input.
-  const out = new Uint8Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 test('check value: crc32c("123456789") = 0xE3069283', () => {
   const bytes = new TextEncoder().encode('123456789');

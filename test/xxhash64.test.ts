@@ -8,21 +8,13 @@ import fc from 'fast-check';
 import xxhash from 'xxhash-wasm';
 import { getKernelsSync } from '../src/kernels.js';
 import { XxHash64 } from '../src/xxhash64.js';
+import { randomBytes } from './helpers/random.js';
 
 const k = getKernelsSync();
 const xx = new XxHash64(k);
 const ref = await xxhash();
 const utf8 = new TextEncoder();
 
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 test('reference values', () => {
   // From the xxHash specification / reference implementation.
