@@ -195,10 +195,11 @@ export function batchScan(ptr: usize, len: i32, out: usize, maxRows: i32, maxBat
 }
 
 // --- decode -----------------------------------------------------------------
-// Record row (8 i32): offsetDelta, tsDeltaLo, tsDeltaHi, keyPos, keyLen,
-// valuePos, valueLen, headerCount. Header rows (4 i32): namePos, nameLen,
+// Record row (9 i32): offsetDelta, tsDeltaLo, tsDeltaHi, keyPos, keyLen,
+// valuePos, valueLen, headerCount, recordStart (address of the record's
+// length varint; the record ends where the next starts, or at the region end). Header rows (4 i32): namePos, nameLen,
 // valuePos, valueLen, in record order. Positions are absolute addresses.
-export const RECORD_ROW_WORDS: i32 = 8;
+export const RECORD_ROW_WORDS: i32 = 9;
 export const HEADER_ROW_WORDS: i32 = 4;
 export const DECODE_MALFORMED: i32 = -1;
 export const DECODE_ROWS_FULL: i32 = -2;
@@ -221,6 +222,7 @@ export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, max
   varintOk = true;
   if (count > maxRows) return DECODE_ROWS_FULL;
   for (let i: i32 = 0; i < count; i++) {
+    const recStart = p;
     const recLen = readVarint(p, end);
     if (!varintOk || recLen < 0) return DECODE_MALFORMED;
     p = varintEnd;
@@ -263,6 +265,7 @@ export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, max
     store<i32>(r, <i32>valuePos, 20);
     store<i32>(r, valueLen, 24);
     store<i32>(r, hc, 28);
+    store<i32>(r, <i32>recStart, 32);
     r += <usize>(RECORD_ROW_WORDS * 4);
   }
   if (p != end) return DECODE_MALFORMED;

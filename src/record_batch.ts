@@ -9,8 +9,13 @@ import { NormalizedRecord, StoredRecord, RecordHeader, decodeUtf8 } from './reco
 export const BATCH_HEADER_SIZE = 61;
 export const LOG_OVERHEAD = 12;
 export const SCAN_ROW_WORDS = 16;
-const RECORD_ROW_WORDS = 8;
-const HEADER_ROW_WORDS = 4;
+/** Words per record row of recordsDecode (see assembly/record_batch.ts): offsetDelta, tsDeltaLo, tsDeltaHi, keyPos, keyLen, valuePos, valueLen, headerCount, recordStart. */
+export const RECORD_ROW_WORDS = 9;
+/** recordsDecode: the header table was too small. */
+const DECODE_HEADERS_FULL = -3;
+
+/** Words per header row: namePos, nameLen, valuePos, valueLen. */
+export const HEADER_ROW_WORDS = 4;
 /** Worst-case framing bytes per record beyond its payload, and per header. */
 const MAX_RECORD_OVERHEAD = 36;
 const MAX_HEADER_OVERHEAD = 10;
@@ -320,10 +325,18 @@ export class RecordBatchDecoder {
   }
 
   /**
-   * Keys, values and header values of the records are views into one copy of
-   * the batch's records section (one allocation per batch, not per field).
+   * Decodes an uncompressed batch's records into this decoder's row tables
+   * (wasm memory, layout: RECORD_ROW_WORDS and HEADER_ROW_WORDS), validated
+   * as decode() validates, without building JS objects. The tables are valid
+   * until the next call on this decoder; addresses in them are absolute.
    */
-  private decodeRegion(ptr: number, len: number, info: BatchInfo, out: StoredRecord[], minOffset: number, src?: BatchSource, limit = Infinity): void {
+  decodeRows(ptr: number, info: BatchInfo, src?: BatchSource): { rows: number; headers: number } {
+    const codec = info.attributes & ATTR_CODEC_MASK;
+    if (codec !== CODEC_NONE) throw new UnsupportedCodecError(codec);
+    return this.rowsFor(ptr + BATCH_HEADER_SIZE, info.size - BATCH_HEADER_SIZE, info, src);
+  }
+
+  private rowsFor(ptr: number, len: number, info: BatchInfo, src?: BatchSource): { rows: number; headers: number } {
     const count = info.recordCount;
     // Every record takes at least MIN_RECORD_BYTES, so a larger count is
     // corrupt: reject it before sizing the row table from it.
@@ -332,19 +345,27 @@ export class RecordBatchDecoder {
         { file: src?.file, position: src?.position ?? info.position, offset: info.baseOffset });
     }
     const rowsPtr = this.rows.ensure(count * RECORD_ROW_WORDS * 4);
-    // A header row needs at least 2 bytes of input, so len/2 rows always suffice.
-    const maxHeaders = Math.max(16, len >>> 1);
-    const hdrPtr = this.hdrs.ensure(maxHeaders * HEADER_ROW_WORDS * 4);
+    // The header table starts at what this decoder already holds and grows
+    // when the kernel reports it full. A header row needs at least 2 bytes of
+    // input, so len/2 rows always suffice (the bound, never the first guess).
+    const bound = Math.max(16, len >>> 1);
+    let maxHeaders = Math.min(bound, Math.max(16, Math.floor(this.hdrs.capacity / (HEADER_ROW_WORDS * 4))));
     const k = this.k;
-    const rc = k.raw.recordsDecode(ptr, len, count, rowsPtr, count, hdrPtr, maxHeaders);
+    let hdrPtr: number;
+    let rc: number;
+    for (;;) {
+      hdrPtr = this.hdrs.ensure(maxHeaders * HEADER_ROW_WORDS * 4);
+      rc = k.raw.recordsDecode(ptr, len, count, rowsPtr, count, hdrPtr, maxHeaders);
+      if (rc !== DECODE_HEADERS_FULL || maxHeaders >= bound) break;
+      maxHeaders = Math.min(bound, maxHeaders * 4);
+    }
     if (rc !== count) {
       throw new CorruptionError(`malformed records in batch (decode status ${rc})`,
         { file: src?.file, position: src?.position ?? info.position, offset: info.baseOffset });
     }
-    const i32 = k.i32;
-    const u8 = k.u8;
     // Offset deltas must increase within [0, lastOffsetDelta] (gaps are
-    // allowed: compaction keeps offsets). Checked before anything is pushed.
+    // allowed: compaction keeps offsets).
+    const i32 = k.i32;
     for (let i = 0, w = rowsPtr >>> 2, prev = -1; i < count; i++, w += RECORD_ROW_WORDS) {
       const od = i32[w]!;
       if (od <= prev || od > info.lastOffsetDelta) {
@@ -353,6 +374,18 @@ export class RecordBatchDecoder {
       }
       prev = od;
     }
+    return { rows: rowsPtr, headers: hdrPtr };
+  }
+
+  /**
+   * Keys, values and header values of the records are views into one copy of
+   * the batch's records section (one allocation per batch, not per field).
+   */
+  private decodeRegion(ptr: number, len: number, info: BatchInfo, out: StoredRecord[], minOffset: number, src?: BatchSource, limit = Infinity): void {
+    const count = info.recordCount;
+    const { rows: rowsPtr, headers: hdrPtr } = this.rowsFor(ptr, len, info, src);
+    const i32 = this.k.i32;
+    const u8 = this.k.u8;
     // Copy out only the span of the records returned (from the first at or
     // after minOffset, at most `limit` of them): a point read in a large batch
     // must not copy the whole batch. Every field of record i lies at or after
@@ -361,8 +394,10 @@ export class RecordBatchDecoder {
     for (let w0 = rowsPtr >>> 2; i0 < count && info.baseOffset + i32[w0]! < minOffset; i0++, w0 += RECORD_ROW_WORDS);
     if (i0 === count || limit <= 0) return;
     const i1 = Math.min(count, i0 + limit);
-    const spanStart = i32[(rowsPtr >>> 2) + i0 * RECORD_ROW_WORDS + 3]!;
-    const spanEnd = i1 < count ? i32[(rowsPtr >>> 2) + i1 * RECORD_ROW_WORDS + 3]! : ptr + len;
+    // Addresses are read unsigned: wasm memory may pass 2 GiB.
+    const u32 = this.k.u32;
+    const spanStart = u32[(rowsPtr >>> 2) + i0 * RECORD_ROW_WORDS + 3]!;
+    const spanEnd = i1 < count ? u32[(rowsPtr >>> 2) + i1 * RECORD_ROW_WORDS + 3]! : ptr + len;
     const copy = u8.slice(spanStart, spanEnd);
     const logAppendTime = (info.attributes & ATTR_LOG_APPEND_TIME) !== 0;
     let w = rowsPtr >>> 2;
@@ -374,11 +409,11 @@ export class RecordBatchDecoder {
       if (offset < minOffset) { h += hc * HEADER_ROW_WORDS; continue; }
       const keyLen = i32[w + 4]!;
       const valueLen = i32[w + 6]!;
-      const keyPos = i32[w + 3]! - spanStart;
-      const valuePos = i32[w + 5]! - spanStart;
+      const keyPos = u32[w + 3]! - spanStart;
+      const valuePos = u32[w + 5]! - spanStart;
       const headers: RecordHeader[] = hc === 0 ? NO_HEADERS : new Array(hc);
       for (let j = 0; j < hc; j++, h += HEADER_ROW_WORDS) {
-        const np = i32[h]! - spanStart; const nl = i32[h + 1]!; const vp = i32[h + 2]! - spanStart; const vl = i32[h + 3]!;
+        const np = u32[h]! - spanStart; const nl = i32[h + 1]!; const vp = u32[h + 2]! - spanStart; const vl = i32[h + 3]!;
         headers[j] = { key: decodeUtf8(copy.subarray(np, np + nl)), value: vl < 0 ? null : copy.subarray(vp, vp + vl) };
       }
       out.push({

@@ -737,3 +737,23 @@ test('normalizeRecord accepts every documented input form', () => {
   assert.equal(c.key, null);
   assert.deepEqual(c.headerKeys, [utf8.encode('p')]);
 });
+
+test('a batch with more header rows than the decoder first holds decodes (the header table grows)', () => {
+  // 3 records x 1500 headers: beyond the initial 1024-row header table, twice.
+  const recs: RecordInput[] = Array.from({ length: 3 }, (_, i) => ({
+    key: `k${i}`, value: `v${i}`, timestamp: 1000 + i,
+    headers: Array.from({ length: 1500 }, (_, j) => [`h${j}`, j % 3 === 0 ? null : `${i}-${j}`] as [string, string | null]),
+  }));
+  const bytes = encode(recs, 0);
+  const fresh = new RecordBatchDecoder(k);
+  try {
+    const p = load(bytes);
+    const s = scanner.scan(p, bytes.length);
+    assert.equal(s.stop, ScanStop.End);
+    const out: StoredRecord[] = [];
+    fresh.decode(p, s.batches[0]!, out);
+    assert.deepEqual(out, expected(recs, 0));
+  } finally {
+    fresh.free();
+  }
+});

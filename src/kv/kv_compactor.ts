@@ -72,7 +72,7 @@ export interface CompactionHost {
 export class KvCompactor {
   private readonly host: CompactionHost;
   private readonly scanner: LogScanner;
-  private readonly cursor = new RecordCursor();
+  private readonly cursor: RecordCursor;
   private readonly out: WasmBuffer;
   private readonly maxBatch: number;
   /** Mutation count when each segment was last compacted: skip it until something changes. */
@@ -82,11 +82,13 @@ export class KvCompactor {
     this.host = host;
     this.maxBatch = Math.max(host.partition.config.maxMessageBytes, 1 << 20);
     this.scanner = new LogScanner(host.k, this.maxBatch);
+    this.cursor = new RecordCursor(host.k);
     this.out = new WasmBuffer(host.k, 64 * 1024);
   }
 
   free(): void {
     this.scanner.free();
+    this.cursor.free();
     this.out.free();
   }
 
@@ -142,8 +144,8 @@ export class KvCompactor {
         // Kept records' [start, end) addresses in the input batch.
         const ranges: number[] = [];
         const puts: number[] = []; // index into ranges/2 of kept puts, with their value address
-        const u8 = k.u8;
-        cur.reset(u8, ptr, info, seg.logPath);
+        cur.reset(ptr, info, seg.logPath);
+        const u8 = cur.u8;
         while (cur.next()) {
           const o = cur.offset;
           let keep = false;

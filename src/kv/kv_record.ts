@@ -12,11 +12,11 @@
 //
 // This module also lays out records exactly as the RecordBatch v2 encoder
 // does (to know where each value lands in the segment file without reading
-// it back) and parses records straight out of wasm memory for replay and
+// it back) and walks decoded records in wasm memory for replay and
 // compaction.
 
-import { CorruptionError } from '../errors.js';
-import { BatchInfo, BATCH_HEADER_SIZE } from '../record_batch.js';
+import { Kernels } from '../kernels.js';
+import { BatchInfo, BATCH_HEADER_SIZE, RecordBatchDecoder, RECORD_ROW_WORDS, HEADER_ROW_WORDS } from '../record_batch.js';
 
 export const FLAGS_HEADER = 'kv.flags';
 export const FLAGS_HEADER_BYTES = new TextEncoder().encode(FLAGS_HEADER);
@@ -66,27 +66,33 @@ export class BatchLayout {
 }
 
 /**
- * Walks the records of one uncompressed batch in wasm memory. After next()
- * returns true the fields describe the current record; positions are
- * absolute file positions (batch position + offset in the batch).
+ * Walks the records of one uncompressed batch in wasm memory, from the row
+ * tables of the wasm record decoder (the one parser of the record format,
+ * bounds-checked; RecordBatchDecoder.decodeRows). After next() returns true
+ * the fields describe the current record; addresses are wasm memory
+ * addresses, filePosition() turns one into a position in the segment file.
+ * Owns wasm buffers: free() when done.
  */
 export class RecordCursor {
-  private u8: Uint8Array = new Uint8Array(0);
-  private p = 0;
-  private end = 0;
-  private left = 0;
+  private readonly k: Kernels;
+  private readonly decoder: RecordBatchDecoder;
+  private i32: Int32Array = new Int32Array(0);
+  private u32: Uint32Array = new Uint32Array(0);
+  private view: Uint8Array = new Uint8Array(0);
+  private row = 0;
+  private hdr = 0;
+  private i = 0;
+  private count = 0;
   private base = 0;
-  private lastDelta = 0;
+  private end = 0;
   /** file position = memory address + delta */
   private delta = 0;
-  private file: string | undefined;
-  private batchPos = 0;
 
   offset = 0;
   op = OP_NONE;
   /** Flag byte of an OP_FLAGS record. */
   flags = 0;
-  /** Memory address of the key bytes in the wasm view given to reset(). */
+  /** Memory address of the key bytes. */
   keyPtr = 0;
   keyLen = 0;
   /** Memory address of the value bytes; valueLen -1 for null. */
@@ -96,108 +102,67 @@ export class RecordCursor {
   recordStart = 0;
   recordEnd = 0;
 
-  /** Starts on the batch at memory address ptr described by info (CRC already checked). */
-  reset(u8: Uint8Array, ptr: number, info: BatchInfo, file?: string): void {
-    this.u8 = u8;
-    this.p = ptr + BATCH_HEADER_SIZE;
-    this.end = ptr + info.size;
-    this.left = info.recordCount;
-    this.base = info.baseOffset;
-    this.lastDelta = info.lastOffsetDelta;
-    this.delta = info.position - ptr;
-    this.file = file;
-    this.batchPos = info.position;
+  constructor(k: Kernels) {
+    this.k = k;
+    this.decoder = new RecordBatchDecoder(k);
   }
+
+  /**
+   * Starts on the batch at memory address ptr described by info (CRC already
+   * checked). Decoding may grow wasm memory: read the view from `u8` after.
+   * Throws CorruptionError for malformed records.
+   */
+  reset(ptr: number, info: BatchInfo, file?: string): void {
+    const { rows, headers } = this.decoder.decodeRows(ptr, info, { file, position: info.position });
+    this.i32 = this.k.i32;
+    this.u32 = this.k.u32;
+    this.view = this.k.u8;
+    this.row = rows >>> 2;
+    this.hdr = headers >>> 2;
+    this.i = 0;
+    this.count = info.recordCount;
+    this.base = info.baseOffset;
+    this.end = ptr + info.size;
+    this.delta = info.position - ptr;
+  }
+
+  /** The wasm memory view the addresses refer to (valid until the next allocation). */
+  get u8(): Uint8Array { return this.view; }
 
   /** File position of a memory address inside the current batch. */
   filePosition(addr: number): number { return addr + this.delta; }
 
-  private bad(reason: string): CorruptionError {
-    return new CorruptionError(`KV record: ${reason}`, { file: this.file, position: this.batchPos, offset: this.base });
-  }
-
-  private varint(): number {
-    const u8 = this.u8;
-    let p = this.p;
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      if (p >= this.end) throw this.bad('varint runs past the end of the batch');
-      const b = u8[p++]!;
-      if (shift === 28) {
-        if (b > 0x0f) throw this.bad('varint too long');
-        result |= b << 28;
-        break;
-      }
-      result |= (b & 0x7f) << shift;
-      if (b < 0x80) break;
-      shift += 7;
-    }
-    this.p = p;
-    return (result >>> 1) ^ -(result & 1);
-  }
-
-  private skipVarlong(): void {
-    const u8 = this.u8;
-    for (let i = 0; i < 10; i++) {
-      if (this.p >= this.end) throw this.bad('varlong runs past the end of the batch');
-      if (u8[this.p++]! < 0x80) return;
-    }
-    throw this.bad('varlong too long');
-  }
-
   next(): boolean {
-    if (this.left === 0) {
-      if (this.p !== this.end) throw this.bad(`${this.end - this.p} bytes after the last record`);
-      return false;
-    }
-    this.left--;
-    this.recordStart = this.p;
-    const len = this.varint();
-    const bodyStart = this.p;
-    if (len < 0 || bodyStart + len > this.end) throw this.bad(`record length ${len} out of bounds`);
-    const saveEnd = this.end;
-    this.end = bodyStart + len;
-    this.p++; // attributes
-    this.skipVarlong(); // timestamp delta
-    const od = this.varint();
-    if (od < 0 || od > this.lastDelta) throw this.bad(`offset delta ${od} out of range`);
-    this.offset = this.base + od;
-    const kl = this.varint();
-    if (kl < -1 || this.p + Math.max(kl, 0) > this.end) throw this.bad(`key length ${kl} out of bounds`);
-    this.keyPtr = this.p;
-    this.keyLen = kl;
-    this.p += Math.max(kl, 0);
-    const vl = this.varint();
-    if (vl < -1 || this.p + Math.max(vl, 0) > this.end) throw this.bad(`value length ${vl} out of bounds`);
-    this.valuePtr = this.p;
-    this.valueLen = vl;
-    this.p += Math.max(vl, 0);
-    const hc = this.varint();
-    if (hc < 0) throw this.bad(`header count ${hc}`);
+    if (this.i === this.count) return false;
+    // Lengths are signed (-1: null); addresses unsigned (memory may pass 2 GiB).
+    const i32 = this.i32;
+    const u32 = this.u32;
+    const w = this.row + this.i * RECORD_ROW_WORDS;
+    this.offset = this.base + i32[w]!;
+    this.keyPtr = u32[w + 3]!;
+    this.keyLen = i32[w + 4]!;
+    this.valuePtr = u32[w + 5]!;
+    this.valueLen = i32[w + 6]!;
+    const hc = i32[w + 7]!;
+    this.recordStart = u32[w + 8]!;
+    this.recordEnd = this.i + 1 < this.count ? u32[w + RECORD_ROW_WORDS + 8]! : this.end;
     let flags = -1;
-    for (let j = 0; j < hc; j++) {
-      const hkl = this.varint();
-      if (hkl < 0 || this.p + hkl > this.end) throw this.bad('header key out of bounds');
-      const hk = this.p;
-      this.p += hkl;
-      const hvl = this.varint();
-      if (hvl < -1 || this.p + Math.max(hvl, 0) > this.end) throw this.bad('header value out of bounds');
-      if (hkl === FLAGS_HEADER_BYTES.length && hvl === 1 && this.isFlagsHeader(hk)) flags = this.u8[this.p]!;
-      this.p += Math.max(hvl, 0);
+    for (let j = 0; j < hc; j++, this.hdr += HEADER_ROW_WORDS) {
+      const h = this.hdr;
+      if (i32[h + 1] === FLAGS_HEADER_BYTES.length && i32[h + 3] === 1 && this.isFlagsHeader(u32[h]!)) flags = this.view[u32[h + 2]!]!;
     }
-    if (this.p !== this.end) throw this.bad('record length does not match its fields');
-    this.end = saveEnd;
-    this.recordEnd = this.p;
-    if (kl < 0) this.op = OP_NONE;
+    this.i++;
+    if (this.keyLen < 0) this.op = OP_NONE;
     else if (flags >= 0) { this.op = OP_FLAGS; this.flags = flags & FLAG_MASK; }
-    else this.op = vl < 0 ? OP_DEL : OP_PUT;
+    else this.op = this.valueLen < 0 ? OP_DEL : OP_PUT;
     return true;
   }
 
   private isFlagsHeader(at: number): boolean {
-    const u8 = this.u8;
+    const u8 = this.view;
     for (let i = 0; i < FLAGS_HEADER_BYTES.length; i++) if (u8[at + i] !== FLAGS_HEADER_BYTES[i]) return false;
     return true;
   }
+
+  free(): void { this.decoder.free(); }
 }

@@ -330,22 +330,26 @@ export class KvStore {
   /** Applies every record at or after `from`; returns how many. */
   private replay(scanner: LogScanner, from: number): number {
     const p = this.partition;
-    const cur = new RecordCursor();
+    const cur = new RecordCursor(this.k);
     let n = 0;
-    for (const seg of p.segments) {
-      if (seg.nextOffset <= from || seg.size === 0) continue;
-      const pos = seg.baseOffset >= from ? 0 : seg.translateOffset(from);
-      if (pos < 0) continue;
-      for (const { info, ptr } of scanner.batches(seg, pos, seg.size)) {
-        if (info.baseOffset + info.lastOffsetDelta < from) continue;
-        const u8 = this.k.u8;
-        cur.reset(u8, ptr, info, seg.logPath);
-        while (cur.next()) {
-          if (cur.offset < from) continue;
-          this.applyRecord(cur, u8);
-          n++;
+    try {
+      for (const seg of p.segments) {
+        if (seg.nextOffset <= from || seg.size === 0) continue;
+        const pos = seg.baseOffset >= from ? 0 : seg.translateOffset(from);
+        if (pos < 0) continue;
+        for (const { info, ptr } of scanner.batches(seg, pos, seg.size)) {
+          if (info.baseOffset + info.lastOffsetDelta < from) continue;
+          cur.reset(ptr, info, seg.logPath);
+          const u8 = cur.u8;
+          while (cur.next()) {
+            if (cur.offset < from) continue;
+            this.applyRecord(cur, u8);
+            n++;
+          }
         }
       }
+    } finally {
+      cur.free();
     }
     return n;
   }
@@ -394,30 +398,33 @@ export class KvStore {
       if (!m) { m = new Map(); need.set(seg, m); }
       m.set(off, s);
     }
-    const cur = new RecordCursor();
-    for (const [seg, m] of need) {
-      if (seg) {
-        this.loadReport.rescannedSegments++;
-        for (const { info, ptr } of scanner.batches(seg, 0, seg.size)) {
-          const u8 = this.k.u8;
-          cur.reset(u8, ptr, info, seg.logPath);
-          while (cur.next()) {
-            if (cur.op !== OP_PUT) continue;
-            const s = m.get(cur.offset);
-            if (s === undefined) continue;
-            const crc = this.k.raw.crc32c(cur.valuePtr, cur.valueLen, 0) >>> 0;
-            if (crc !== ix.valCrc[s] || cur.valueLen !== ix.valLen[s]) {
-              throw new CorruptionError(`value at offset ${cur.offset} does not match the KV checkpoint`, { file: seg.logPath, position: info.position, offset: cur.offset });
+    const cur = new RecordCursor(this.k);
+    try {
+      for (const [seg, m] of need) {
+        if (seg) {
+          this.loadReport.rescannedSegments++;
+          for (const { info, ptr } of scanner.batches(seg, 0, seg.size)) {
+            cur.reset(ptr, info, seg.logPath);
+            while (cur.next()) {
+              if (cur.op !== OP_PUT) continue;
+              const s = m.get(cur.offset);
+              if (s === undefined) continue;
+              const crc = this.k.raw.crc32c(cur.valuePtr, cur.valueLen, 0) >>> 0;
+              if (crc !== ix.valCrc[s] || cur.valueLen !== ix.valLen[s]) {
+                throw new CorruptionError(`value at offset ${cur.offset} does not match the KV checkpoint`, { file: seg.logPath, position: info.position, offset: cur.offset });
+              }
+              ix.valPos[s] = cur.filePosition(cur.valuePtr);
+              m.delete(cur.offset);
             }
-            ix.valPos[s] = cur.filePosition(cur.valuePtr);
-            m.delete(cur.offset);
           }
         }
+        if (m.size > 0) {
+          const off = m.keys().next().value as number;
+          throw new CorruptionError(`the KV checkpoint names a value at offset ${off} that the log no longer holds`, { file: this.checkpointPath, position: 0, offset: off });
+        }
       }
-      if (m.size > 0) {
-        const off = m.keys().next().value as number;
-        throw new CorruptionError(`the KV checkpoint names a value at offset ${off} that the log no longer holds`, { file: this.checkpointPath, position: 0, offset: off });
-      }
+    } finally {
+      cur.free();
     }
   }
 
