@@ -46,6 +46,25 @@ export interface Storage {
   createExclusive(p: string, data: Uint8Array): boolean;
 }
 
+/**
+ * The atomic small-file write, from a Storage's primitives: write a temp
+ * file, datasync it, rename it over the target, sync the directory. Shared by
+ * every Storage, so test doubles track (and can fail) each step.
+ */
+export async function writeFileAtomicWith(st: Storage, p: string, data: Uint8Array): Promise<void> {
+  const tmp = `${p}.tmp`;
+  const h = st.open(tmp, 'write');
+  try {
+    h.truncate(0);
+    h.write(data, 0, data.length, 0);
+    await h.datasync();
+  } finally {
+    h.close();
+  }
+  st.rename(tmp, p);
+  await st.syncDir(path.dirname(path.resolve(p)));
+}
+
 function wrap<T>(p: string, op: string, fn: () => T): T {
   try {
     return fn();
@@ -138,18 +157,8 @@ export class NodeStorage implements Storage {
       throw new StorageError(p, 'read', err);
     }
   }
-  async writeFileAtomic(p: string, data: Uint8Array): Promise<void> {
-    const tmp = `${p}.tmp`;
-    const h = this.open(tmp, 'write');
-    try {
-      h.truncate(0);
-      h.write(data, 0, data.length, 0);
-      await h.datasync();
-    } finally {
-      h.close();
-    }
-    this.rename(tmp, p);
-    await this.syncDir(path.dirname(p));
+  writeFileAtomic(p: string, data: Uint8Array): Promise<void> {
+    return writeFileAtomicWith(this, p, data);
   }
   createExclusive(p: string, data: Uint8Array): boolean {
     let fd: number;

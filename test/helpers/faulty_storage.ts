@@ -23,7 +23,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Storage, FileHandle, NodeStorage } from '../../src/storage.js';
+import { Storage, FileHandle, NodeStorage, writeFileAtomicWith } from '../../src/storage.js';
 import { StorageError } from '../../src/errors.js';
 
 export type FaultOp = 'open' | 'read' | 'write' | 'truncate' | 'datasync' | 'syncDir' | 'rename' | 'remove'
@@ -341,19 +341,9 @@ export class FaultyStorage implements Storage {
     return this.inner.readFile(p);
   }
 
-  async writeFileAtomic(p: string, data: Uint8Array): Promise<void> {
-    // Built from the primitives so that every step is tracked and can fail.
-    const tmp = `${p}.tmp`;
-    const h = this.open(tmp, 'write');
-    try {
-      h.truncate(0);
-      h.write(data, 0, data.length, 0);
-      await h.datasync();
-    } finally {
-      h.close();
-    }
-    this.rename(tmp, p);
-    await this.syncDir(path.dirname(path.resolve(p)));
+  writeFileAtomic(p: string, data: Uint8Array): Promise<void> {
+    // Through the primitives, so that every step is tracked and can fail.
+    return writeFileAtomicWith(this, p, data);
   }
 
   createExclusive(file: string, data: Uint8Array): boolean {
