@@ -117,6 +117,7 @@ export class Partition {
   /** Segments in offset order; the last is active. */
   segments: LogSegment[] = [];
   appendFilter: AppendFilter | null = null;
+  private lastBatch: { segment: LogSegment; position: number; size: number; baseOffset: number; count: number } | null = null;
   remote: RemoteLogReader | null = null;
   /** Return false to keep a closed segment that retention would delete (e.g. not yet uploaded). */
   retentionGuard: ((seg: LogSegment) => boolean) | null = null;
@@ -443,7 +444,20 @@ export class Partition {
     // Like Kafka's time index, the offset recorded with a max timestamp is the
     // last offset of its batch (what a rebuild from batch headers gives too).
     const lastOffset = baseOffset + batch.length - 1;
+    const position = seg.size;
     seg.append(this.writeBuf.ptr, { size, baseOffset, lastOffset, maxTimestamp: maxTs, offsetOfMaxTimestamp: lastOffset });
+    this.lastBatch = { segment: seg, position, size, baseOffset, count: batch.length };
+  }
+
+  /**
+   * Where the last batch appendSync wrote lies: its segment, file position,
+   * size and base offset, and each record's value position relative to the
+   * batch start (from the encoder). For callers that index values by file
+   * position (the KV store). Valid until the next append; null before one.
+   */
+  lastBatchLayout(): { segment: LogSegment; position: number; size: number; baseOffset: number; count: number; valuePositions: Int32Array } | null {
+    const b = this.lastBatch;
+    return b ? { ...b, valuePositions: this.encoder.lastValuePositions() } : null;
   }
 
   private shouldRoll(seg: LogSegment, size: number, maxTs: number, n: number): boolean {

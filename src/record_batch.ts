@@ -87,6 +87,9 @@ export class RecordBatchEncoder {
   private readonly k: Kernels;
   private readonly desc: WasmBuffer;
   private readonly pos: WasmBuffer;
+  /** Value position of each record of the last batch encoded, relative to the batch start. */
+  private valuePos = new Int32Array(64);
+  private lastCount = 0;
 
   constructor(k: Kernels) {
     this.k = k;
@@ -158,9 +161,13 @@ export class RecordBatchEncoder {
     const size = k.raw.batchLayout(descPtr, n, base, bound, posPtr);
     if (size < 0) throw new InvalidArgumentError(`batch layout failed (${size})`);
     const u8 = k.u8;
+    if (this.valuePos.length < n) this.valuePos = new Int32Array(Math.max(n, this.valuePos.length * 2));
+    const vpos = this.valuePos;
     let p = posPtr >>> 2;
-    for (const r of records) {
+    for (let i = 0; i < n; i++) {
+      const r = records[i]!;
       if (r.key !== null && r.key.length > 0) u8.set(r.key, base + i32[p]!);
+      vpos[i] = i32[p + 1]!;
       if (r.value !== null && r.value.length > 0) u8.set(r.value, base + i32[p + 1]!);
       p += 2;
       for (let j = 0; j < r.headerKeys.length; j++) {
@@ -172,10 +179,18 @@ export class RecordBatchEncoder {
       }
     }
     const pid = opts.producerId ?? -1;
+    this.lastCount = n;
     k.raw.batchFinish(base, size, n, lo32(firstTs), hi32(firstTs), lo32(maxTs), hi32(maxTs),
       (opts.attributes ?? 0) & ~ATTR_CODEC_MASK, lo32(pid), hi32(pid), opts.producerEpoch ?? -1, opts.baseSequence ?? -1);
     return size;
   }
+
+  /**
+   * Where each record's value starts in the last batch encoded, relative to
+   * the batch's first byte (for a null value: where it would start). Valid
+   * until the next encode().
+   */
+  lastValuePositions(): Int32Array { return this.valuePos.subarray(0, this.lastCount); }
 
   free(): void { this.desc.free(); this.pos.free(); }
 }

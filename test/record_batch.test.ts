@@ -757,3 +757,28 @@ test('a batch with more header rows than the decoder first holds decodes (the he
     fresh.free();
   }
 });
+
+test('lastValuePositions: each record\'s value starts there in the encoded batch (null values: where they would)', () => {
+  fc.assert(fc.property(
+    fc.array(fc.record({
+      key: fc.option(fc.uint8Array({ maxLength: 20 }), { nil: null }),
+      value: fc.option(fc.uint8Array({ maxLength: 300 }), { nil: null }),
+      nh: fc.integer({ min: 0, max: 3 }),
+    }), { minLength: 1, maxLength: 40 }),
+    (specs) => {
+      const recs: RecordInput[] = specs.map((r, i) => ({ key: r.key, value: r.value, timestamp: 1000 + i,
+        headers: Array.from({ length: r.nh }, (_, j) => [`h${j}`, `v${j}`] as [string, string]) }));
+      const norm = recs.map((r, i) => normalizeRecord(r, i, 0));
+      const size = encoder.encode(norm, outBuf, 0);
+      const vp = encoder.lastValuePositions();
+      assert.equal(vp.length, recs.length);
+      const bytes = k.u8.slice(outBuf.ptr, outBuf.ptr + size);
+      const decoded = decodeAll(bytes);
+      for (let i = 0; i < recs.length; i++) {
+        const v = decoded[i]!.value;
+        if (v !== null) assert.deepEqual(bytes.subarray(vp[i]!, vp[i]! + v.length), v);
+        // The value length varint ends right before the position: -1 (zig-zag 0x01) for null.
+        if (v === null) assert.equal(bytes[vp[i]! - 1], 0x01);
+      }
+    }), { numRuns: 200 });
+});

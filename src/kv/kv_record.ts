@@ -10,13 +10,12 @@
 // A put or delete also ends the forgotten state of its key. Records of one
 // batch() share one RecordBatch (one CRC), so a batch is all or nothing.
 //
-// This module also lays out records exactly as the RecordBatch v2 encoder
-// does (to know where each value lands in the segment file without reading
-// it back) and walks decoded records in wasm memory for replay and
-// compaction.
+// This module also walks decoded records in wasm memory for replay and
+// compaction. Where each written value lands in the segment file comes from
+// the encoder (Partition.lastBatchLayout), never from a second layout.
 
 import { Kernels } from '../kernels.js';
-import { BatchInfo, BATCH_HEADER_SIZE, RecordBatchDecoder, RECORD_ROW_WORDS, HEADER_ROW_WORDS } from '../record_batch.js';
+import { BatchInfo, RecordBatchDecoder, RECORD_ROW_WORDS, HEADER_ROW_WORDS } from '../record_batch.js';
 
 export const FLAGS_HEADER = 'kv.flags';
 export const FLAGS_HEADER_BYTES = new TextEncoder().encode(FLAGS_HEADER);
@@ -31,39 +30,6 @@ export const OP_DEL = 1;
 export const OP_FLAGS = 2;
 /** A record that is not a KV mutation (null key): ignored by replay, dropped by compaction. */
 export const OP_NONE = 3;
-
-/** Bytes of the zigzag varint encoding of a 32-bit integer. */
-export function sizeVarint(v: number): number {
-  let z = ((v << 1) ^ (v >> 31)) >>> 0;
-  let n = 1;
-  while (z >= 0x80) { z >>>= 7; n++; }
-  return n;
-}
-
-/**
- * Accumulates the exact byte layout of a batch as RecordBatchEncoder writes
- * it when every record has the batch's timestamp (timestamp delta 0, one
- * byte). add() returns the position of the record's value relative to the
- * start of the batch.
- */
-export class BatchLayout {
-  size = BATCH_HEADER_SIZE;
-  count = 0;
-
-  reset(): void { this.size = BATCH_HEADER_SIZE; this.count = 0; }
-
-  /** valueLen -1 for a null value; flags true for a record with the kv.flags header. */
-  add(keyLen: number, valueLen: number, flags: boolean): number {
-    const i = this.count++;
-    let body = 1 + 1 + sizeVarint(i) + sizeVarint(keyLen) + keyLen + sizeVarint(valueLen) + 1;
-    const beforeValue = 1 + 1 + sizeVarint(i) + sizeVarint(keyLen) + keyLen + sizeVarint(valueLen);
-    if (valueLen > 0) body += valueLen;
-    if (flags) body += sizeVarint(FLAGS_HEADER_BYTES.length) + FLAGS_HEADER_BYTES.length + sizeVarint(1) + 1;
-    const valuePos = this.size + sizeVarint(body) + beforeValue;
-    this.size += sizeVarint(body) + body;
-    return valuePos;
-  }
-}
 
 /**
  * Walks the records of one uncompressed batch in wasm memory, from the row

@@ -26,7 +26,7 @@ import { ClosedError, CorruptionError, InvalidArgumentError, ReadOnlyError, Reco
 import { validateTopicName } from '../topic_config.js';
 import { KvIndex, IndexKey } from './kv_index.js';
 import { ValueCache } from './kv_cache.js';
-import { BatchLayout, RecordCursor, FLAG_DISABLED, FLAG_FORGOTTEN, FLAG_MASK, FLAGS_HEADER, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
+import { RecordCursor, FLAG_DISABLED, FLAG_FORGOTTEN, FLAG_MASK, FLAGS_HEADER, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
 import { KvBytes, keyString, boundString, valueBytes, byteStringToBytes, bytesToByteString, prefixEnd } from './kv_keys.js';
 import { LogScanner, segmentGeneration } from './kv_log.js';
 import { CHECKPOINT_FILE, CHECKPOINTS_SUPPORTED, decodeCheckpoint, encodeCheckpoint, LoadedCheckpoint } from './kv_checkpoint.js';
@@ -177,7 +177,6 @@ export class KvStore {
   private readonly cache: ValueCache;
   private readonly crc: Crc32c;
   private readonly scratch: WasmBuffer;
-  private readonly layout = new BatchLayout();
   private readonly opts: Required<Pick<KvOptions, 'minDirtyRatio' | 'checkpointBytes' | 'clusterRatio'>>;
   private readonly gens = new WeakMap<LogSegment, number>();
   private lastGen = 0;
@@ -527,19 +526,19 @@ export class KvStore {
 
   // --- writes --------------------------------------------------------------------
 
-  /** Appends records as one batch; returns its base offset and file position. */
-  private write(records: RecordInput[]): { base: number; batchPos: number } {
+  /**
+   * Appends records as one batch; returns its base offset, its file position
+   * and where each record's value starts relative to it (from the encoder).
+   */
+  private write(records: RecordInput[]): { base: number; batchPos: number; valuePos: Int32Array } {
     const p = this.partition;
-    const before = p.active;
-    const sizeBefore = before.size;
     const r = p.appendSync(records);
-    const seg = p.active;
-    const batchPos = seg === before ? sizeBefore : 0;
-    if (r.count !== records.length || seg.size - batchPos !== this.layout.size) {
-      // The layout mirrors the encoder exactly; a mismatch is a bug, and the index must not guess.
-      throw new SedimentError('ERR_INTERNAL', `KV batch layout mismatch: wrote ${seg.size - batchPos} bytes, expected ${this.layout.size}`);
+    const lb = p.lastBatchLayout();
+    if (r.count !== records.length || lb === null || lb.count !== records.length || lb.baseOffset !== r.baseOffset) {
+      // One KV call is one batch (its size is checked first); anything else is a bug, and the index must not guess.
+      throw new SedimentError('ERR_INTERNAL', `KV write of ${records.length} records was not one batch (${r.count} written, last batch ${lb?.count})`);
     }
-    const bytes = this.layout.size;
+    const bytes = lb.size;
     this.lastWriteAt = performance.now();
     this.mutationCount += records.length;
     this.bytesSinceCheckpoint += bytes;
@@ -547,7 +546,7 @@ export class KvStore {
     this.bytesSinceCluster += bytes;
     this.bytesSinceCheck += bytes;
     if (this.bytesSinceCheck >= 1 << 20) { this.bytesSinceCheck = 0; this.scheduleMaintenance(); }
-    return { base: r.baseOffset, batchPos };
+    return { base: r.baseOffset, batchPos: lb.position, valuePos: lb.valuePositions };
   }
 
   /** Sets a key's value. Synchronous; durable after the next flush(). */
@@ -559,12 +558,9 @@ export class KvStore {
     const s = ix.tree.get(ks);
     if (s !== undefined && (ix.flags[s]! & FLAG_DISABLED) !== 0) throw this.disabledError(key, ks);
     const kb = key instanceof Uint8Array ? key : byteStringToBytes(ks);
-    const L = this.layout;
-    L.reset();
-    const vpos = L.add(kb.length, vb.length, false);
     const crc = this.crc.of(vb);
     const w = this.write([{ key: kb, value: vb }]);
-    ix.put(ks, s, w.base, w.batchPos + vpos, vb.length, crc);
+    ix.put(ks, s, w.base, w.batchPos + w.valuePos[0]!, vb.length, crc);
     this.cache.delete(ks);
   }
 
@@ -585,8 +581,6 @@ export class KvStore {
     if (ix.valLen[s]! < 0) return false;
     const wasVisible = ix.isVisible(s);
     const kb = key instanceof Uint8Array ? key : byteStringToBytes(ks);
-    this.layout.reset();
-    this.layout.add(kb.length, -1, false);
     this.write([{ key: kb, value: null }]);
     ix.del(ks, s);
     this.cache.delete(ks);
@@ -646,13 +640,10 @@ export class KvStore {
     const records = new Array<RecordInput>(n);
     const norm = new Array<NormalizedRecord>(n);
     const crcs = new Array<number>(n);
-    const vpos = new Array<number>(n);
     const slots = new Array<number | undefined>(n);
     // Slots found while validating stay valid for the writes unless the batch deletes or repeats a key.
     let relookup = false;
     const seen = n > 1 ? new Set<string>() : null;
-    const L = this.layout;
-    L.reset();
     for (let i = 0; i < n; i++) {
       const op = ops[i] as KvOp | undefined;
       if (op === null || typeof op !== 'object') throw new InvalidArgumentError(`batch operation ${i} must be an object`);
@@ -670,7 +661,6 @@ export class KvStore {
       if (seen !== null) { if (seen.has(ks)) relookup = true; else seen.add(ks); }
       records[i] = { key: kb, value: vb };
       norm[i] = { key: kb, value: vb, headerKeys: [], headerValues: [], timestamp: 0 };
-      vpos[i] = L.add(kb.length, vb === null ? -1 : vb.length, false);
       crcs[i] = vb === null ? 0 : -1;
     }
     const limit = this.partition.config.maxMessageBytes;
@@ -682,7 +672,7 @@ export class KvStore {
       const ks = kss[i]!;
       const v = records[i]!.value as Uint8Array | null;
       if (v === null) ix.del(ks, undefined);
-      else ix.put(ks, relookup ? ix.tree.get(ks) : slots[i], w.base + i, w.batchPos + vpos[i]!, v.length, crcs[i]!);
+      else ix.put(ks, relookup ? ix.tree.get(ks) : slots[i], w.base + i, w.batchPos + w.valuePos[i]!, v.length, crcs[i]!);
       this.cache.delete(ks);
     }
   }
@@ -693,8 +683,6 @@ export class KvStore {
   private writeFlags(key: KvBytes, ks: string, flags: number): void {
     flags &= FLAG_MASK;
     const kb = key instanceof Uint8Array ? key : byteStringToBytes(ks);
-    this.layout.reset();
-    this.layout.add(kb.length, -1, true);
     const w = this.write([{ key: kb, value: null, headers: [[FLAGS_HEADER, new Uint8Array([flags])]] }]);
     this.ix.setFlags(ks, undefined, w.base, flags);
   }
@@ -1072,21 +1060,16 @@ export class KvStore {
   private appendCopies(keys: readonly IndexKey[], slots: readonly number[], values: readonly Uint8Array[]): void {
     this.checkWritable();
     const ix = this.ix;
-    const L = this.layout;
-    L.reset();
     const records: RecordInput[] = [];
     const putAt = new Array<number>(keys.length);
     const flagsAt = new Array<number>(keys.length);
-    const vpos = new Array<number>(keys.length);
     for (let i = 0; i < keys.length; i++) {
       const kb = ix.keyBytes(keys[i]!);
       const f = ix.flags[slots[i]!]! & FLAG_MASK;
-      vpos[i] = L.add(kb.length, values[i]!.length, false);
       putAt[i] = records.length;
       records.push({ key: kb, value: values[i]! });
       if ((f & FLAG_FORGOTTEN) !== 0) {
         // The put would end the forgotten state on replay: its flags record goes in the same batch.
-        L.add(kb.length, -1, true);
         flagsAt[i] = records.length;
         records.push({ key: kb, value: null, headers: [[FLAGS_HEADER, new Uint8Array([f])]] });
       } else {
@@ -1095,7 +1078,7 @@ export class KvStore {
     }
     const w = this.write(records);
     for (let i = 0; i < keys.length; i++) {
-      ix.moved(slots[i]!, w.base + putAt[i]!, w.batchPos + vpos[i]!, flagsAt[i]! >= 0 ? w.base + flagsAt[i]! : -1);
+      ix.moved(slots[i]!, w.base + putAt[i]!, w.batchPos + w.valuePos[putAt[i]!]!, flagsAt[i]! >= 0 ? w.base + flagsAt[i]! : -1);
     }
   }
 
