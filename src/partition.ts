@@ -12,7 +12,7 @@ import { Kernels, WasmBuffer } from './kernels.js';
 import { Storage } from './storage.js';
 import { LogSegment, parseSegmentFileName, segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult, MAX_READ_BATCH_BYTES } from './log_segment.js';
 import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, BatchInfo, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
-  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL } from './record_batch.js';
+  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL, RecordBatchView } from './record_batch.js';
 import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
 import { TopicConfig } from './topic_config.js';
 import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
@@ -744,8 +744,8 @@ export class Partition {
   }
 
   private async firstAtOrAfter(seg: LogSegment, position: number, prevLast: number, ts: number): Promise<number | null> {
-    for await (const chunk of this.readSegmentFrom(seg, position, 0, seg.size, Infinity, prevLast)) {
-      for (const rec of chunk) if (rec.timestamp >= ts) return rec.offset;
+    for await (const view of this.readSegmentFrom(seg, position, 0, seg.size, Infinity, prevLast)) {
+      for (let i = 0; i < view.count; i++) if (view.timestampAt(i) >= ts) return view.offsetAt(i);
     }
     return null;
   }
@@ -769,6 +769,20 @@ export class Partition {
    * process records in bulk, without an await per record.
    */
   async *readBatches(from: ReadFrom, opts: ReadOptions = {}): AsyncGenerator<StoredRecord[], void, undefined> {
+    for await (const view of this.readViews(from, opts)) yield view.toRecords();
+  }
+
+  /**
+   * The records read() returns as lazy batch views (RecordBatchView: at most
+   * one stored batch each, in order, never empty), with the same options and
+   * errors. Every batch is CRC-checked and its records' framing validated
+   * before its view is yielded; no object is built per record unless the
+   * consumer asks (recordAt, iteration, toRecords). Keys and values
+   * (keyAt/valueAt) are views into one copy of the batch's records that the
+   * view owns: they stay valid after the iteration moves on, after wasm
+   * memory grows and after the partition closes.
+   */
+  async *readViews(from: ReadFrom, opts: ReadOptions = {}): AsyncGenerator<RecordBatchView, void, undefined> {
     if (this.closed) throw new ClosedError(`partition ${this.name}`);
     const maxRecords = opts.maxRecords ?? Infinity;
     const maxBytes = opts.maxBytes ?? Infinity;
@@ -796,11 +810,11 @@ export class Partition {
         await this.waitForChange(opts.signal);
         continue;
       }
-      let source: AsyncIterable<StoredRecord[]>;
+      let source: AsyncIterable<RecordBatchView>;
       const fromLocal = next >= this.localLogStartOffset;
       if (next < this.localLogStartOffset) {
         if (!this.remote) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
-        source = this.remote.readChunks ? this.remote.readChunks(next, this.localLogStartOffset, opts) : chunked(this.remote.read(next, this.localLogStartOffset, opts));
+        source = viewsOf(this.remote.readChunks ? this.remote.readChunks(next, this.localLogStartOffset, opts) : chunked(this.remote.read(next, this.localLogStartOffset, opts)));
       } else {
         const seg = this.segmentFor(next);
         if (!seg) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
@@ -819,23 +833,29 @@ export class Partition {
       }
       let progressed = false;
       let stop = false;
-      for await (const chunk of source) {
-        const out: StoredRecord[] = [];
+      for await (const view of source) {
+        // Offsets increase within a view: [s, e) are the records at or after
+        // next and below limit, cut by maxRecords and then by maxBytes (the
+        // first record is always returned).
+        const s = view.indexOfOffset(next);
+        let e = view.indexOfOffset(limit);
         let done = false;
-        for (const rec of chunk) {
-          if (rec.offset < next) continue;
-          if (rec.offset >= limit) { stop = true; break; }
-          let size = (rec.key?.length ?? 0) + (rec.value?.length ?? 0);
-          for (const h of rec.headers) size += h.key.length + (h.value?.length ?? 0);
-          if (records > 0 && bytes + size > maxBytes) { done = true; break; }
-          out.push(rec);
-          progressed = true;
-          records++;
-          bytes += size;
-          next = rec.offset + 1;
-          if (records >= maxRecords || bytes >= maxBytes) { done = true; break; }
+        if (e < view.count) stop = true;
+        if (e - s >= maxRecords - records) { e = s + (maxRecords - records); done = true; }
+        if (maxBytes !== Infinity) {
+          for (let i = s; i < e; i++) {
+            const size = view.payloadBytesAt(i);
+            if ((records > 0 || i > s) && bytes + size > maxBytes) { e = i; done = true; break; }
+            bytes += size;
+            if (bytes >= maxBytes) { e = i + 1; done = true; break; }
+          }
         }
-        if (out.length > 0) yield out;
+        if (e > s) {
+          progressed = true;
+          records += e - s;
+          next = view.offsetAt(e - 1) + 1;
+          yield view.slice(s, e);
+        }
         if (done || opts.signal?.aborted) return;
         if (stop) break;
       }
@@ -869,7 +889,7 @@ export class Partition {
    * in a 'delete' topic, which catches damage to a batch's baseOffset (the
    * CRC does not cover it).
    */
-  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number, limit: number, prevLast: number): AsyncGenerator<StoredRecord[], void, undefined> {
+  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number, limit: number, prevLast: number): AsyncGenerator<RecordBatchView, void, undefined> {
     const ctx = this.takeReadContext();
     const { buf, scanner, decoder } = ctx;
     const maxBatch = Math.max(Math.max(this.config.maxMessageBytes, 1 << 20) + LOG_OVERHEAD, MAX_READ_BATCH_BYTES);
@@ -901,14 +921,12 @@ export class Partition {
           }
           expectedMin = last;
           if (last < minOffset || (b.attributes & ATTR_CONTROL) !== 0) continue;
-          const out: StoredRecord[] = [];
           const ptr = buf.ptr + (b.position - pos);
-          const src = { file: seg.logPath, position: b.position };
-          if (RecordBatchDecoder.isSync(b)) decoder.decode(ptr, b, out, minOffset, src, left);
-          else await decoder.decodeAsync(ptr, b, out, minOffset, src, left);
-          if (out.length > 0) {
-            left -= out.length;
-            yield out;
+          const vopts = { minOffset, maxRecords: left, src: { file: seg.logPath, position: b.position } };
+          const view = RecordBatchDecoder.isSync(b) ? decoder.viewOf(ptr, b, vopts) : await decoder.viewOfAsync(ptr, b, vopts);
+          if (view.count > 0) {
+            left -= view.count;
+            yield view;
             if (left <= 0) return;
           }
         }
@@ -979,4 +997,9 @@ export class Partition {
 /** Adapts a record iterator to the chunked form read() consumes. */
 async function* chunked(src: AsyncIterable<StoredRecord>): AsyncGenerator<StoredRecord[], void, undefined> {
   for await (const r of src) yield [r];
+}
+
+/** Record chunks (tiered storage) as views. */
+async function* viewsOf(src: AsyncIterable<StoredRecord[]>): AsyncGenerator<RecordBatchView, void, undefined> {
+  for await (const chunk of src) yield RecordBatchView.fromRecords(chunk);
 }

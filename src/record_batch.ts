@@ -296,12 +296,16 @@ export class RecordBatchDecoder {
   private readonly rows: WasmBuffer;
   private readonly hdrs: WasmBuffer;
   private readonly inflated: WasmBuffer;
+  /** decodeView's copy of the input batch, and its one-row scanner (made on first use). */
+  private readonly viewInput: WasmBuffer;
+  private viewScanner: BatchScanner | undefined;
 
   constructor(k: Kernels) {
     this.k = k;
     this.rows = new WasmBuffer(k, 1024 * RECORD_ROW_WORDS * 4);
     this.hdrs = new WasmBuffer(k, 1024 * HEADER_ROW_WORDS * 4);
     this.inflated = new WasmBuffer(k, 64 * 1024);
+    this.viewInput = new WasmBuffer(k, 16);
   }
 
   /** True when decode() can run synchronously (uncompressed). */
@@ -442,5 +446,413 @@ export class RecordBatchDecoder {
     }
   }
 
-  free(): void { this.rows.free(); this.hdrs.free(); this.inflated.free(); }
+  // --- zero-copy views ---------------------------------------------------------
+
+  /**
+   * Validates the batch at `input[opts.position ?? 0]` (length bounds, magic,
+   * CRC-32C, header and every record's framing) and returns a lazy view of
+   * its records whose keys, values and header values are views into `input`
+   * itself: nothing is copied out, and no per-record object is built until a
+   * record is asked for. The view stays valid as long as `input`'s bytes are
+   * left unchanged (it never refers to wasm memory). A corrupt batch throws
+   * CorruptionError and never yields a view. Uncompressed batches only: a
+   * gzip batch throws InvalidArgumentError (use decodeViewAsync).
+   */
+  decodeView(input: Uint8Array, opts: ViewOptions = {}): RecordBatchView {
+    const { ptr, info } = this.checkInput(input, opts);
+    const codec = info.attributes & ATTR_CODEC_MASK;
+    if (codec !== CODEC_NONE) {
+      if (codec === CODEC_GZIP) throw new InvalidArgumentError('gzip batch: use decodeViewAsync');
+      throw new UnsupportedCodecError(codec);
+    }
+    // Wasm address A of the copy maps to byte A + delta of input's buffer.
+    return this.viewFromRows(ptr + BATCH_HEADER_SIZE, info.size - BATCH_HEADER_SIZE, info, input,
+      input.byteOffset + info.position - ptr, opts);
+  }
+
+  /**
+   * decodeView for any supported batch. A gzip batch's records are views into
+   * its inflated bytes (a new buffer owned by the view), not into `input`.
+   */
+  async decodeViewAsync(input: Uint8Array, opts: ViewOptions = {}): Promise<RecordBatchView> {
+    const { info } = this.checkInput(input, opts);
+    const codec = info.attributes & ATTR_CODEC_MASK;
+    if (codec === CODEC_NONE) return this.decodeView(input, opts);
+    if (codec !== CODEC_GZIP) throw new UnsupportedCodecError(codec);
+    const at = info.position;
+    return this.inflatedView(input.subarray(at + BATCH_HEADER_SIZE, at + info.size), info, opts);
+  }
+
+  /**
+   * A view of a batch in wasm memory at `ptr` that a scan validated (`info`).
+   * The records returned (from the first with offset >= minOffset, at most
+   * maxRecords of them) are copied out of wasm memory once, as one span, with
+   * the row table: the view owns that copy, so it survives later decodes,
+   * reuse of the wasm buffer and memory growth. Uncompressed batches only.
+   */
+  viewOf(ptr: number, info: BatchInfo, opts: BatchViewOptions = {}): RecordBatchView {
+    const codec = info.attributes & ATTR_CODEC_MASK;
+    if (codec !== CODEC_NONE) {
+      if (codec === CODEC_GZIP) throw new InvalidArgumentError('gzip batch: use viewOfAsync');
+      throw new UnsupportedCodecError(codec);
+    }
+    return this.viewFromRows(ptr + BATCH_HEADER_SIZE, info.size - BATCH_HEADER_SIZE, info, null, 0, opts);
+  }
+
+  /** viewOf for any supported batch (gzip is inflated into a buffer the view owns). */
+  async viewOfAsync(ptr: number, info: BatchInfo, opts: BatchViewOptions = {}): Promise<RecordBatchView> {
+    const codec = info.attributes & ATTR_CODEC_MASK;
+    if (codec === CODEC_NONE) return this.viewOf(ptr, info, opts);
+    if (codec !== CODEC_GZIP) throw new UnsupportedCodecError(codec);
+    return this.inflatedView(this.k.u8.slice(ptr + BATCH_HEADER_SIZE, ptr + info.size), info, opts);
+  }
+
+  /** Copies the batch at input[position] into wasm memory and validates it (one batch, CRC included). */
+  private checkInput(input: Uint8Array, opts: ViewOptions): { ptr: number; info: BatchInfo } {
+    if (!(input instanceof Uint8Array)) throw new InvalidArgumentError('decodeView needs a Uint8Array');
+    const at = opts.position ?? 0;
+    if (!Number.isSafeInteger(at) || at < 0 || at > input.length) {
+      throw new InvalidArgumentError(`position ${String(at)} is outside the input (${input.length} bytes)`);
+    }
+    const maxBatch = opts.maxBatchBytes ?? 0x7fffffff;
+    const where = { file: opts.src?.file, position: opts.src?.position ?? at };
+    const avail = input.length - at;
+    if (avail < LOG_OVERHEAD) throw new CorruptionError(SCAN_STOP_NAMES[ScanStop.Incomplete]!, where);
+    const batchLength = ((input[at + 8]! << 24) | (input[at + 9]! << 16) | (input[at + 10]! << 8) | input[at + 11]!);
+    const size = batchLength + LOG_OVERHEAD;
+    if (batchLength < BATCH_HEADER_SIZE - LOG_OVERHEAD || size > maxBatch) {
+      throw new CorruptionError(SCAN_STOP_NAMES[ScanStop.BadLength]!, where);
+    }
+    // Copy at most the batch: the scan must see exactly one batch and its end.
+    const len = Math.min(size, avail);
+    this.viewScanner ??= new BatchScanner(this.k, 1);
+    const ptr = this.viewInput.ensure(len);
+    this.k.u8.set(len === input.length ? input : input.subarray(at, at + len), ptr);
+    const res = this.viewScanner.scan(ptr, len, { maxBatchBytes: maxBatch, positionBase: at });
+    if (res.batches.length !== 1 || res.stop !== ScanStop.End) {
+      throw new CorruptionError(SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', where);
+    }
+    return { ptr, info: res.batches[0]! };
+  }
+
+  private async inflatedView(compressed: Uint8Array, info: BatchInfo, opts: BatchViewOptions): Promise<RecordBatchView> {
+    let plain: Uint8Array;
+    try {
+      plain = await inflateGzipBounded(compressed, MAX_INFLATED_BYTES);
+    } catch (err) {
+      throw new CorruptionError(`gzip data does not inflate: ${(err as Error).message}`,
+        { file: opts.src?.file, position: opts.src?.position ?? info.position, offset: info.baseOffset });
+    }
+    // Allocate before taking any view of wasm memory.
+    const p = this.inflated.ensure(plain.length);
+    this.k.u8.set(plain, p);
+    return this.viewFromRows(p, plain.length, info, plain, plain.byteOffset - p, opts);
+  }
+
+  /**
+   * Decodes the records section [ptr, ptr+len) into the row tables and builds
+   * the view of the records selected by opts. With bytes === null the span of
+   * those records is copied out of wasm memory; otherwise `bytes` already
+   * holds the section, wasm address A being byte A + delta of bytes.buffer.
+   */
+  private viewFromRows(ptr: number, len: number, info: BatchInfo, bytes: Uint8Array | null, delta: number,
+    opts: BatchViewOptions): RecordBatchView {
+    const minOffset = opts.minOffset ?? 0;
+    const maxRecords = opts.maxRecords ?? Infinity;
+    if (typeof minOffset !== 'number' || Number.isNaN(minOffset)) throw new InvalidArgumentError(`minOffset must be a number, got ${String(minOffset)}`);
+    if (typeof maxRecords !== 'number' || !(maxRecords >= 0)) throw new InvalidArgumentError(`maxRecords must be >= 0, got ${String(maxRecords)}`);
+    const count = info.recordCount;
+    const { rows: rowsPtr, headers: hdrPtr } = this.rowsFor(ptr, len, info, opts.src);
+    const k = this.k;
+    const i32 = k.i32;
+    const w0 = rowsPtr >>> 2;
+    let i0 = 0;
+    // Offsets increase (rowsFor checked): skip the records below minOffset.
+    while (i0 < count && info.baseOffset + i32[w0 + i0 * RECORD_ROW_WORDS]! < minOffset) i0++;
+    const i1 = Math.min(count, i0 + maxRecords);
+    if (i1 <= i0) return RecordBatchView.empty(info);
+    // Header rows are in record order: the selected records' rows follow
+    // those of the records before i0.
+    let h0 = 0;
+    let h1 = 0;
+    if (k.raw.decodeHeaderCount() > 0) {
+      for (let i = 0; i < i1; i++) {
+        const hc = i32[w0 + i * RECORD_ROW_WORDS + 7]!;
+        if (i < i0) h0 += hc;
+        h1 += hc;
+      }
+    }
+    const u32 = k.u32;
+    let backing: Uint8Array;
+    if (bytes === null) {
+      // Every field of record i lies at or after its key position and before
+      // record i + 1's: copy exactly the span of the records returned.
+      const spanStart = u32[w0 + i0 * RECORD_ROW_WORDS + 3]!;
+      const spanEnd = i1 < count ? u32[w0 + i1 * RECORD_ROW_WORDS + 3]! : ptr + len;
+      backing = k.u8.slice(spanStart, spanEnd);
+      delta = -spanStart;
+    } else backing = bytes;
+    const rows = i32.slice(w0 + i0 * RECORD_ROW_WORDS, w0 + i1 * RECORD_ROW_WORDS);
+    const hdrs = h1 > h0 ? i32.slice((hdrPtr >>> 2) + h0 * HEADER_ROW_WORDS, (hdrPtr >>> 2) + h1 * HEADER_ROW_WORDS) : null;
+    return new RecordBatchView(info, i1 - i0, backing, delta, rows, 0, hdrs, null);
+  }
+
+  free(): void {
+    this.rows.free(); this.hdrs.free(); this.inflated.free(); this.viewInput.free();
+    this.viewScanner?.free();
+    this.viewScanner = undefined;
+  }
+}
+
+/** Options of RecordBatchDecoder.viewOf. */
+export interface BatchViewOptions {
+  /** Records with a lower offset are left out of the view. */
+  minOffset?: number;
+  /** At most this many records (from the first at or after minOffset). */
+  maxRecords?: number;
+  /** Where the batch came from, for error messages. */
+  src?: BatchSource;
+}
+
+/** Options of RecordBatchDecoder.decodeView. */
+export interface ViewOptions extends BatchViewOptions {
+  /** Byte position of the batch in the input (default 0). Bytes after the batch are ignored. */
+  position?: number;
+  /** Largest batch accepted, in bytes (default: any that fits the input). */
+  maxBatchBytes?: number;
+}
+
+/** UTF-8 length of a string, without encoding it. */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
+    else n += 3;
+  }
+  return n;
+}
+
+/**
+ * The records of one batch, decoded lazily: offsets and timestamps come from a
+ * row table, and keyAt / valueAt / headersAt return views into the bytes the
+ * view was made from, created on each call. No record object exists until
+ * recordAt, the iterator or toRecords asks for one.
+ *
+ * Lifetime: a view never refers to wasm memory, so wasm memory growth and
+ * later decodes leave it intact. A view from decodeView refers to the
+ * caller's input and is valid while those bytes are unchanged; views from
+ * viewOf, decodeViewAsync of a gzip batch and Partition.readViews own their
+ * bytes. Keys and values handed out share memory with the view: writing to
+ * them changes what the view (and other readers of that input) see.
+ *
+ * Indexes run from 0 to count - 1; any other index throws
+ * InvalidArgumentError.
+ */
+export class RecordBatchView implements Iterable<StoredRecord> {
+  /** Header facts of the batch, or null for a view made from records (fromRecords). */
+  readonly batch: BatchInfo | null;
+  /** Number of records in the view. */
+  readonly count: number;
+  private readonly buffer: ArrayBufferLike | null;
+  /** Row address A (as stored) is byte A + delta of buffer. */
+  private readonly delta: number;
+  private readonly rows: Int32Array | null;
+  /** Row index (in rows) of record 0. */
+  private readonly first: number;
+  private readonly hdrs: Int32Array | null;
+  /** Header row index of each row of `rows` (and one past the last), built on first use. */
+  private hdrIndex: Int32Array | null = null;
+  private readonly records: readonly StoredRecord[] | null;
+  private readonly bytesRef: Uint8Array | null;
+
+  /** @internal Use RecordBatchDecoder.decodeView / viewOf or RecordBatchView.fromRecords. */
+  constructor(batch: BatchInfo | null, count: number, bytes: Uint8Array | null, delta: number, rows: Int32Array | null,
+    first: number, hdrs: Int32Array | null, records: readonly StoredRecord[] | null) {
+    this.batch = batch;
+    this.count = count;
+    this.bytesRef = bytes;
+    this.buffer = bytes === null ? null : bytes.buffer;
+    this.delta = delta;
+    this.rows = rows;
+    this.first = first;
+    this.hdrs = hdrs;
+    this.records = records;
+  }
+
+  /** An empty view of a batch (every record filtered out). */
+  static empty(batch: BatchInfo | null): RecordBatchView {
+    return new RecordBatchView(batch, 0, null, 0, null, 0, null, []);
+  }
+
+  /**
+   * A view over records already decoded (e.g. read from tiered storage), with
+   * the same accessors. The array is used as it is, not copied. Records must
+   * be in increasing offset order.
+   */
+  static fromRecords(records: readonly StoredRecord[]): RecordBatchView {
+    return new RecordBatchView(null, records.length, null, 0, null, 0, null, records);
+  }
+
+  private row(i: number): number {
+    if ((i >>> 0) !== i || i >= this.count) throw new InvalidArgumentError(`record index ${String(i)} is outside 0..${this.count - 1}`);
+    return (this.first + i) * RECORD_ROW_WORDS;
+  }
+
+  /** Offset of the view's first record (undefined when empty). */
+  get firstOffset(): number | undefined { return this.count === 0 ? undefined : this.offsetAt(0); }
+  /** Offset of the view's last record (undefined when empty). */
+  get lastOffset(): number | undefined { return this.count === 0 ? undefined : this.offsetAt(this.count - 1); }
+
+  offsetAt(i: number): number {
+    const w = this.row(i);
+    const rows = this.rows;
+    if (rows === null) return this.records![i]!.offset;
+    return this.batch!.baseOffset + rows[w]!;
+  }
+
+  timestampAt(i: number): number {
+    const w = this.row(i);
+    const rows = this.rows;
+    if (rows === null) return this.records![i]!.timestamp;
+    const b = this.batch!;
+    if ((b.attributes & ATTR_LOG_APPEND_TIME) !== 0) return b.maxTimestamp;
+    return b.firstTimestamp + (rows[w + 2]! * TWO32 + (rows[w + 1]! >>> 0));
+  }
+
+  /** The key (a view, created per call), or null for Kafka's null key. */
+  keyAt(i: number): Uint8Array | null {
+    const w = this.row(i);
+    const rows = this.rows;
+    if (rows === null) return this.records![i]!.key;
+    const len = rows[w + 4]!;
+    return len < 0 ? null : new Uint8Array(this.buffer!, (rows[w + 3]! >>> 0) + this.delta, len);
+  }
+
+  /** The value (a view, created per call), or null. */
+  valueAt(i: number): Uint8Array | null {
+    const w = this.row(i);
+    const rows = this.rows;
+    if (rows === null) return this.records![i]!.value;
+    const len = rows[w + 6]!;
+    return len < 0 ? null : new Uint8Array(this.buffer!, (rows[w + 5]! >>> 0) + this.delta, len);
+  }
+
+  /** Key length in bytes, -1 for a null key (no view created). */
+  keyLengthAt(i: number): number {
+    const w = this.row(i);
+    if (this.rows === null) { const k = this.records![i]!.key; return k === null ? -1 : k.length; }
+    return this.rows[w + 4]!;
+  }
+
+  /** Value length in bytes, -1 for a null value (no view created). */
+  valueLengthAt(i: number): number {
+    const w = this.row(i);
+    if (this.rows === null) { const v = this.records![i]!.value; return v === null ? -1 : v.length; }
+    return this.rows[w + 6]!;
+  }
+
+  headerCountAt(i: number): number {
+    const w = this.row(i);
+    if (this.rows === null) return this.records![i]!.headers.length;
+    return this.rows[w + 7]!;
+  }
+
+  /** Header row (index into hdrs) of the first header of row r of `rows`. */
+  private headerRow(r: number): number {
+    let idx = this.hdrIndex;
+    if (idx === null) {
+      const rows = this.rows!;
+      const n = rows.length / RECORD_ROW_WORDS;
+      idx = new Int32Array(n + 1);
+      let h = 0;
+      for (let j = 0; j < n; j++) { idx[j] = h; h += rows[j * RECORD_ROW_WORDS + 7]!; }
+      idx[n] = h;
+      this.hdrIndex = idx;
+    }
+    return idx[r]!;
+  }
+
+  /** The record's headers, in order (names decoded as UTF-8, values are views). */
+  headersAt(i: number): RecordHeader[] {
+    const w = this.row(i);
+    if (this.rows === null) return this.records![i]!.headers;
+    const hc = this.rows[w + 7]!;
+    if (hc === 0) return NO_HEADERS;
+    const hdrs = this.hdrs!;
+    const buf = this.buffer!;
+    const out: RecordHeader[] = new Array(hc);
+    for (let j = 0, h = this.headerRow(this.first + i) * HEADER_ROW_WORDS; j < hc; j++, h += HEADER_ROW_WORDS) {
+      const vl = hdrs[h + 3]!;
+      out[j] = {
+        key: decodeUtf8(new Uint8Array(buf, (hdrs[h]! >>> 0) + this.delta, hdrs[h + 1]!)),
+        value: vl < 0 ? null : new Uint8Array(buf, (hdrs[h + 2]! >>> 0) + this.delta, vl),
+      };
+    }
+    return out;
+  }
+
+  /** Key + value + header name + header value bytes of record i (what ReadOptions.maxBytes counts). */
+  payloadBytesAt(i: number): number {
+    const w = this.row(i);
+    const rows = this.rows;
+    if (rows === null) {
+      const r = this.records![i]!;
+      let n = (r.key?.length ?? 0) + (r.value?.length ?? 0);
+      for (const h of r.headers) n += utf8Length(h.key) + (h.value?.length ?? 0);
+      return n;
+    }
+    let n = Math.max(rows[w + 4]!, 0) + Math.max(rows[w + 6]!, 0);
+    const hc = rows[w + 7]!;
+    if (hc > 0) {
+      const hdrs = this.hdrs!;
+      for (let j = 0, h = this.headerRow(this.first + i) * HEADER_ROW_WORDS; j < hc; j++, h += HEADER_ROW_WORDS) {
+        n += hdrs[h + 1]! + Math.max(hdrs[h + 3]!, 0);
+      }
+    }
+    return n;
+  }
+
+  /** Index of the first record with offset >= offset (count when there is none). */
+  indexOfOffset(offset: number): number {
+    let lo = 0;
+    let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.offsetAt(mid) < offset) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Record i as an object (keys, values and header values are views, as keyAt gives them). */
+  recordAt(i: number): StoredRecord {
+    if (this.rows === null) { this.row(i); return this.records![i]!; }
+    return { offset: this.offsetAt(i), timestamp: this.timestampAt(i), key: this.keyAt(i), value: this.valueAt(i), headers: this.headersAt(i) };
+  }
+
+  /** Records [start, end) as a view sharing this view's bytes and tables (no copy). */
+  slice(start = 0, end = this.count): RecordBatchView {
+    if ((start >>> 0) !== start || (end >>> 0) !== end || start > end || end > this.count) {
+      throw new InvalidArgumentError(`slice ${String(start)}..${String(end)} is outside 0..${this.count}`);
+    }
+    if (start === 0 && end === this.count) return this;
+    if (this.rows === null) return RecordBatchView.fromRecords(this.records!.slice(start, end));
+    const v = new RecordBatchView(this.batch, end - start, this.bytesRef, this.delta, this.rows, this.first + start, this.hdrs, null);
+    v.hdrIndex = this.hdrIndex;
+    return v;
+  }
+
+  /** Every record as an object (what RecordBatchDecoder.decode gives). */
+  toRecords(): StoredRecord[] {
+    if (this.rows === null) return this.records!.slice();
+    const out: StoredRecord[] = new Array(this.count);
+    for (let i = 0; i < this.count; i++) out[i] = this.recordAt(i);
+    return out;
+  }
+
+  *[Symbol.iterator](): Iterator<StoredRecord> {
+    for (let i = 0; i < this.count; i++) yield this.recordAt(i);
+  }
 }
