@@ -2,7 +2,7 @@
 // pointers into this module's memory. The TypeScript side (src/kernels.ts)
 // is the only caller; docs/wasm-boundary.md documents the contract.
 export { alloc, free } from './heap';
-export { crc32c } from './crc32c';
+export { crc32c, crc32cTable } from './crc32c';
 export {
   batchLayout, batchFinish, batchScan, scanStopReason, scanStopPosition,
   recordsDecode, decodeHeaderCount,

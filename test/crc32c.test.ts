@@ -1,7 +1,8 @@
 // CRC-32C kernel (assembly/crc32c.ts) through Crc32c: published vectors,
 // agreement with a bytewise reference on every code path of the kernel
-// (3 x 1 KiB interleaved blocks, slicing-by-8, byte tail), unaligned input,
-// chaining, and data already in wasm memory.
+// (folding from 8 KiB: head, first word, 1024-word passes, the five tail
+// zones; the table kernel: 3 x 1 KiB interleaved blocks, slicing-by-8, byte
+// tail), unaligned input, chaining, and data already in wasm memory.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -141,4 +142,68 @@ test('every single-bit flip changes the CRC', () => {
     }
   }
   assert.equal(crc.of(data), want);
+});
+
+// ---- folding (inputs of 8 KiB and more) ----
+
+/** x^e mod P in normal bit order (bit i = coefficient of x^i), P = x^32 + 0x1EDC6F41. */
+function xPowMod(e: number): number {
+  let r = 1;
+  for (let i = 0; i < e; i++) r = ((r << 1) ^ (r >>> 31 ? 0x1edc6f41 : 0)) >>> 0;
+  return r;
+}
+
+test('the folding polynomial x^209 + x^144 + x^54 + x^39 + x^14 + 1 is a multiple of P', () => {
+  const exps = [209, 144, 54, 39, 14, 0];
+  assert.equal(exps.reduce((acc, e) => (acc ^ xPowMod(e)) >>> 0, 0), 0);
+  // and dropping any one term breaks it (so a typo in the kernel's offsets cannot pass)
+  for (const skip of exps) assert.notEqual(exps.filter((e) => e !== skip).reduce((acc, e) => (acc ^ xPowMod(e)) >>> 0, 0), 0);
+});
+
+test('folding agrees with the reference at its boundaries (8 KiB start, head bytes, 1024-word passes)', () => {
+  const lengths = new Set<number>();
+  for (const b of [8192, 8192 + 16, (1024 + 209) * 16, (2048 + 209) * 16, (3072 + 209) * 16 + 7, 3 * 209 * 16]) {
+    for (let d = -17; d <= 17; d++) lengths.add(b + d);
+  }
+  const data = randomBytes(60_000, 0xf01d);
+  for (const n of lengths) {
+    for (const init of [0, 0xffffffff, 0x12345678]) {
+      const slice = data.subarray(3, 3 + n);
+      assert.equal(crc.of(slice, init), crc32cRef(slice, init), `length ${n}, init ${init}`);
+    }
+  }
+});
+
+test('folding: every bit position of a 20 KiB input reaches the CRC exactly as the reference says', () => {
+  // One set bit at a time in zeros (plus a register): catches a wrong fold
+  // distance, a missed tail zone or a mishandled first word exactly.
+  const n = 20 * 1024 + 5;
+  const data = new Uint8Array(n);
+  const positions: number[] = [];
+  for (let i = 0; i < 64; i++) positions.push(i);                  // head and the first words
+  for (let i = 64; i < n; i += 29) positions.push(i);              // everywhere
+  for (let i = n - 209 * 16 - 40; i < n; i += 3) positions.push(i); // the tail zones
+  for (const i of positions) {
+    for (const bit of [0, 3, 7]) {
+      data[i] = 1 << bit;
+      assert.equal(crc.of(data), crc32cRef(data), `byte ${i} bit ${bit}`);
+      assert.equal(crc.of(data, 0xdeadbeef), crc32cRef(data, 0xdeadbeef), `byte ${i} bit ${bit}, chained`);
+      data[i] = 0;
+    }
+  }
+});
+
+test('folding kernel and table kernel agree in wasm memory (random lengths, offsets, registers)', () => {
+  const size = 300_000;
+  const p = k.alloc(size + 64);
+  try {
+    k.u8.set(randomBytes(size + 64, 77), p);
+    fc.assert(fc.property(
+      fc.integer({ min: 0, max: size }), fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 0xffffffff }),
+      (len, off, init) => {
+        assert.equal(k.raw.crc32c(p + off, len, init) >>> 0, k.raw.crc32cTable(p + off, len, init) >>> 0);
+      }), { numRuns: 200 });
+  } finally {
+    k.free(p);
+  }
 });
