@@ -1,6 +1,9 @@
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78).
 //
-// Kernel: three interleaved slicing-by-8 streams over 1 KiB blocks, combined
+// Two kernels. From FOLD_MIN_BYTES (8 KiB): folding by a sparse multiple of
+// the polynomial in wasm SIMD (crc32cFoldRaw, below), which leaves a
+// 3344-byte tail for the table kernel. Below that, the table kernel alone:
+// three interleaved slicing-by-8 streams over 1 KiB blocks, combined
 // with precomputed "advance over zeros" operators, then three streams over
 // 128-byte blocks, then slicing-by-8 for the remaining < 384 bytes. Interleaving hides table-load latency (see
 // docs/wasm-boundary.md for measured figures). All state lives in static
