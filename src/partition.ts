@@ -84,6 +84,8 @@ export interface RemoteLogReader {
   read(offset: number, localStart: number, opts: ReadOptions): AsyncIterable<StoredRecord>;
   /** The same records in chunks (one per batch): used instead of read() when present (fewer awaits). */
   readChunks?(offset: number, localStart: number, opts: ReadOptions): AsyncIterable<StoredRecord[]>;
+  /** The same records as batch views (each owning its bytes): used before readChunks and read() when present. */
+  readViews?(offset: number, localStart: number, opts: ReadOptions): AsyncIterable<RecordBatchView>;
   /** First offset whose record timestamp is >= ts among remote data, or null. */
   offsetForTimestamp?(ts: number): Promise<number | null>;
 }
@@ -814,7 +816,8 @@ export class Partition {
       const fromLocal = next >= this.localLogStartOffset;
       if (next < this.localLogStartOffset) {
         if (!this.remote) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
-        source = viewsOf(this.remote.readChunks ? this.remote.readChunks(next, this.localLogStartOffset, opts) : chunked(this.remote.read(next, this.localLogStartOffset, opts)));
+        if (this.remote.readViews) source = this.remote.readViews(next, this.localLogStartOffset, opts);
+        else source = viewsOf(this.remote.readChunks ? this.remote.readChunks(next, this.localLogStartOffset, opts) : chunked(this.remote.read(next, this.localLogStartOffset, opts)));
       } else {
         const seg = this.segmentFor(next);
         if (!seg) throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);

@@ -3,16 +3,31 @@
 //
 // A read finds the segment in the manifest (largest baseOffset <= offset),
 // turns the offset into a byte position with the segment's .index object
-// (fetched once, CRC-checked against the manifest, cached), then range-reads
-// the .log in fixed chunks (chunkBytes, aligned to the object start) through
-// the shared bounded ChunkCache, prefetching the next chunks of a
-// sequential read. Each chunk is copied into wasm memory once; batches are
-// CRC-checked and decoded there by the same kernels as local reads
-// (BatchScanner, RecordBatchDecoder). A batch cut by a chunk boundary is
-// carried over and completed by the next chunk.
+// (fetched once, CRC-checked against the manifest, cached), then takes the
+// .log's bytes from one of two sources:
+//
+//   - StreamSource, for reads that start in the object's first chunk and are
+//     expected to go past it (a consumer catching up, a whole segment): one
+//     streamed GET of the object (OpenDAL Reader). The bytes are handed to
+//     the scanner in pieces as they arrive, so the transfer and the CRC
+//     checks and decoding overlap, with one request per segment. Complete
+//     chunks are put in the cache as they fill. If the stream fails, the read
+//     goes on from the same position with ranged reads (retried, typed errors).
+//   - RangedSource, for everything else: chunkBytes ranged reads (aligned to
+//     the object start) through the shared bounded ChunkCache, prefetching
+//     the next chunks the read is expected to need, never more than the cache
+//     can hold next to the chunk being read.
+//
+// While one segment is read, the next one's source is opened once every byte
+// of the current one has been received (when the read is expected to go on),
+// so a read crossing segments does not stall at each boundary. Each piece is
+// copied into wasm memory once; batches are CRC-checked and decoded there by
+// the same kernels as local reads (BatchScanner, RecordBatchDecoder.viewOf).
+// A batch cut by a piece boundary is carried over and completed by the next.
 
+import type { Reader as OpenDalReader } from 'opendal';
 import { Kernels, WasmBuffer } from '../kernels.js';
-import { BatchScanner, BatchInfo, RecordBatchDecoder, ScanStop, SCAN_STOP_NAMES, ATTR_CONTROL } from '../record_batch.js';
+import { BatchScanner, BatchInfo, RecordBatchDecoder, RecordBatchView, ScanStop, SCAN_STOP_NAMES, ATTR_CONTROL } from '../record_batch.js';
 import { StoredRecord } from '../record.js';
 import { ReadOptions, RemoteLogReader } from '../partition.js';
 import { Crc32c } from '../crc32c.js';
@@ -35,25 +50,60 @@ export interface RemoteReaderOptions {
   prefetchChunks: number;
   /** Largest batch accepted, bytes (the topic's maxMessageBytes plus framing). */
   maxBatchBytes: number;
+  /** Stream reads that start in a segment's first chunk and go past it (default true; false: ranged reads only). */
+  stream?: boolean;
 }
 
 /** Counters of remote reads. */
 export interface RemoteReadStats {
   segmentsOpened: number;
+  /** Chunks asked of the cache by ranged reads (hits included). */
   chunksRead: number;
+  /** Streamed GETs opened. */
+  streams: number;
+  /** Streams that failed and were continued with ranged reads. */
+  streamFallbacks: number;
+  /** Segments whose source was opened before the read reached them. */
+  segmentsPreopened: number;
   batches: number;
   records: number;
+}
+
+/** A streamed read hands bytes to the scanner in pieces of at least this many (except at the end). */
+export const STREAM_PIECE_BYTES = 256 << 10;
+/** One Reader.read call asks for at most this many bytes. */
+const STREAM_READ_BYTES = 1 << 20;
+/** Bytes a stream receives ahead of what the read has taken, at most. */
+export const STREAM_AHEAD_BYTES = 2 << 20;
+
+/** Consecutive bytes of one archived .log, from a start position to the object's end. */
+interface LogSource {
+  /** Absolute position in the object of the bytes the next next() returns. */
+  readonly position: number;
+  /** True once every byte up to the object's end has been received or requested. */
+  readonly fetchedAll: boolean;
+  /** The next bytes (never empty), or null at the object's end. Valid until the next call. */
+  next(): Promise<Uint8Array | null>;
+  /** Stops: nothing more is requested. */
+  close(): void;
 }
 
 const TWO32 = 4294967296;
 
 export class RemotePartitionReader implements RemoteLogReader {
-  readonly stats: RemoteReadStats = { segmentsOpened: 0, chunksRead: 0, batches: 0, records: 0 };
+  readonly stats: RemoteReadStats = { segmentsOpened: 0, chunksRead: 0, streams: 0, streamFallbacks: 0, segmentsPreopened: 0, batches: 0, records: 0 };
   private readonly o: RemoteReaderOptions;
 
   constructor(o: RemoteReaderOptions) {
     this.o = o;
   }
+
+  /** Bytes per cached chunk (and per ranged read). */
+  get chunkSize(): number { return this.o.chunkBytes; }
+  /** @internal The object store reads go to. */
+  get objectStore(): ObjectStore { return this.o.store; }
+  /** @internal Key of a segment's .log object. */
+  logKey(seg: ManifestSegment): string { return this.objectKey(seg, 'log'); }
 
   /** First offset archived, or null when nothing is. */
   logStartOffset(): number | null {
@@ -118,59 +168,95 @@ export class RemotePartitionReader implements RemoteLogReader {
     return this.positionFor(seg, seg.baseOffset + tix.readUInt32BE(below * 12 + 8));
   }
 
+  private chunkKey(seg: ManifestSegment, ci: number): string { return `${this.objectKey(seg, 'log')}#${this.o.chunkBytes}:${ci}`; }
+
   /** Chunk ci of a segment's .log (through the cache). */
-  private chunk(seg: ManifestSegment, ci: number): Promise<Buffer> {
+  chunk(seg: ManifestSegment, ci: number): Promise<Buffer> {
     const key = this.objectKey(seg, 'log');
-    const size = seg.objects.log.size;
     const C = this.o.chunkBytes;
     const offset = ci * C;
-    const len = Math.min(C, size - offset);
+    const len = Math.min(C, seg.objects.log.size - offset);
     this.stats.chunksRead++;
-    return this.o.cache.get(`${key}#${C}:${ci}`, () => this.o.store.read(key, { offset, size: len }));
+    return this.o.cache.get(this.chunkKey(seg, ci), () => this.o.store.read(key, { offset, size: len }));
   }
 
-  private prefetch(seg: ManifestSegment, ci: number): void {
+  /** Starts fetching chunk ci into the cache unless it is there or on its way. */
+  prefetchChunk(seg: ManifestSegment, ci: number): void {
     const key = this.objectKey(seg, 'log');
-    const size = seg.objects.log.size;
     const C = this.o.chunkBytes;
-    for (let j = ci + 1; j <= ci + this.o.prefetchChunks && j * C < size; j++) {
-      const offset = j * C;
-      const len = Math.min(C, size - offset);
-      this.o.cache.prefetch(`${key}#${C}:${j}`, () => this.o.store.read(key, { offset, size: len }));
-    }
+    const offset = ci * C;
+    const len = Math.min(C, seg.objects.log.size - offset);
+    this.o.cache.prefetch(this.chunkKey(seg, ci), () => this.o.store.read(key, { offset, size: len }));
+  }
+
+  /** A streamed chunk, complete: kept in the cache like a fetched one. */
+  keepChunk(seg: ManifestSegment, ci: number, buf: Buffer): void {
+    this.o.cache.prefetch(this.chunkKey(seg, ci), () => Promise.resolve(buf));
   }
 
   /**
-   * CRC-checked batches of one archived segment from a byte position. Each
-   * yielded batch lies in wasm memory at ptr until the next iteration.
+   * Chunks a ranged read may have in flight ahead of the one it reads: the
+   * configured prefetch, bounded so that they and the chunk being read fit
+   * the cache together (a prefetched chunk the cache cannot keep would be
+   * fetched twice).
    */
-  private async *batchesFrom(seg: ManifestSegment, position: number): AsyncGenerator<{ info: BatchInfo; ptr: number }, void, undefined> {
-    const k = this.o.k;
+  prefetchDepth(): number {
+    const fit = Math.floor(this.o.cache.maxBytes / this.o.chunkBytes) - 1;
+    return Math.max(0, Math.min(this.o.prefetchChunks, fit));
+  }
+
+  /**
+   * The source of a segment's bytes from position for a read expected to
+   * need about `want` bytes (Infinity: to the end of the segment).
+   */
+  private openSource(seg: ManifestSegment, position: number, want: number): LogSource {
     const C = this.o.chunkBytes;
     const size = seg.objects.log.size;
+    if (this.o.stream !== false && position < C && position + want > C && size > C && !this.o.cache.has(this.chunkKey(seg, 0))) {
+      this.stats.streams++;
+      return new StreamSource(this, seg, position);
+    }
+    return new RangedSource(this, seg, position, want);
+  }
+
+  /** Bytes of a segment from position a read needs, estimated from its limits (records and payload bytes left). */
+  private wantBytes(seg: ManifestSegment, position: number, recordsLeft: number, bytesLeft: number): number {
+    const rest = seg.objects.log.size - position;
+    const count = Math.max(1, seg.nextOffset - seg.baseOffset);
+    const perRecord = seg.objects.log.size / count;
+    // Batch framing adds to the payload: a quarter more, plus one batch header, covers the usual case.
+    const byRecords = recordsLeft === Infinity ? Infinity : Math.ceil(recordsLeft * perRecord * 1.25) + 4096;
+    const byBytes = bytesLeft === Infinity ? Infinity : Math.ceil(bytesLeft * 1.25) + 4096;
+    return Math.min(rest, byRecords, byBytes);
+  }
+
+  /**
+   * CRC-checked batches of one archived segment, from the source's position.
+   * Each yielded batch lies in wasm memory at ptr until the next iteration.
+   */
+  private async *batchesFrom(seg: ManifestSegment, src: LogSource): AsyncGenerator<{ info: BatchInfo; ptr: number }, void, undefined> {
+    const k = this.o.k;
     const file = this.objectKey(seg, 'log');
-    const win = new WasmBuffer(k, Math.min(C, size - position) + 4096);
+    const win = new WasmBuffer(k, Math.min(this.o.chunkBytes, seg.objects.log.size - src.position) + 4096);
     const scanner = new BatchScanner(k, 1024);
     this.stats.segmentsOpened++;
     let carry = 0; // bytes held at win.ptr, starting at absolute position winPos
-    let winPos = position;
-    let fetchPos = position;
+    let winPos = src.position;
+    let ended = false;
     try {
       for (;;) {
-        if (fetchPos < size) {
-          const ci = Math.floor(fetchPos / C);
-          const chunkP = this.chunk(seg, ci);
-          this.prefetch(seg, ci);
-          const chunk = await chunkP;
-          const from = fetchPos - ci * C;
-          const n = chunk.length - from;
-          win.ensure(carry + n, carry);
-          k.u8.set(from === 0 ? chunk : chunk.subarray(from), win.ptr + carry);
-          carry += n;
-          fetchPos += n;
-        } else if (carry === 0) {
-          return;
+        if (!ended) {
+          // Invariant: the source continues exactly where the window ends.
+          if (src.position !== winPos + carry) throw new Error(`remote read out of step: source at ${src.position}, window ends at ${winPos + carry}`);
+          const piece = await src.next();
+          if (piece === null) ended = true;
+          else {
+            win.ensure(carry + piece.length, carry);
+            k.u8.set(piece, win.ptr + carry);
+            carry += piece.length;
+          }
         }
+        if (ended && carry === 0) return;
         let used = 0;
         for (;;) {
           const res = scanner.scan(win.ptr + used, carry - used, { maxBatchBytes: this.o.maxBatchBytes, positionBase: winPos + used });
@@ -181,7 +267,7 @@ export class RemotePartitionReader implements RemoteLogReader {
           used += res.stopPosition;
           if (res.stop === ScanStop.TableFull) continue;
           if (res.stop === ScanStop.End) break;
-          if (res.stop === ScanStop.Incomplete && fetchPos < size) break;
+          if (res.stop === ScanStop.Incomplete && !ended) break;
           const reason = res.stop === ScanStop.Incomplete ? 'archived segment ends inside a batch' : SCAN_STOP_NAMES[res.stop] ?? 'invalid batch';
           throw new CorruptionError(reason, { file, position: winPos + used });
         }
@@ -197,19 +283,21 @@ export class RemotePartitionReader implements RemoteLogReader {
     }
   }
 
-  /** Records of archived segments from offset up to (not including) localStart. */
-  async *read(offset: number, localStart: number, opts: ReadOptions = {}): AsyncGenerator<StoredRecord, void, undefined> {
-    for await (const chunk of this.readChunks(offset, localStart, opts)) for (const r of chunk) yield r;
-  }
-
   /**
-   * The records of read(), one array per batch (what Partition.read
-   * consumes: one await per batch rather than per record).
+   * Records of archived segments from offset up to (not including)
+   * localStart, as batch views (what Partition.readViews consumes). Each
+   * view owns its bytes. opts.maxRecords / maxBytes only size the fetches
+   * (prefetch and streaming); the caller applies them.
    */
-  async *readChunks(offset: number, localStart: number, _opts: ReadOptions = {}): AsyncGenerator<StoredRecord[], void, undefined> {
+  async *readViews(offset: number, localStart: number, opts: ReadOptions = {}): AsyncGenerator<RecordBatchView, void, undefined> {
     const m = this.o.manifest();
     if (!m || m.segments.length === 0) return;
+    const limit = (v: unknown) => (typeof v === 'number' && v > 0 ? v : Infinity);
+    let recordsLeft = limit(opts.maxRecords);
+    let bytesLeft = limit(opts.maxBytes);
     const decoder = new RecordBatchDecoder(this.o.k);
+    // The next segment's source, opened before the read gets there.
+    let ahead: { index: number; src: LogSource } | null = null;
     try {
       let next = offset;
       for (let i = Math.max(0, findSegment(m, next)); i < m.segments.length; i++) {
@@ -218,30 +306,65 @@ export class RemotePartitionReader implements RemoteLogReader {
         if (seg.nextOffset <= next) continue;
         const from = Math.max(next, seg.baseOffset);
         const file = this.objectKey(seg, 'log');
+        let src: LogSource;
+        if (ahead && ahead.index === i && from === seg.baseOffset) src = ahead.src;
+        else {
+          ahead?.src.close();
+          const position = await this.positionFor(seg, from);
+          src = this.openSource(seg, position, this.wantBytes(seg, position, recordsLeft, bytesLeft));
+        }
+        ahead = null;
         let expectedMin = -1;
-        for await (const { info, ptr } of this.batchesFrom(seg, await this.positionFor(seg, from))) {
-          const last = info.baseOffset + info.lastOffsetDelta;
-          // Offsets are outside the batch CRC: check they move forward inside the segment.
-          if (info.baseOffset <= expectedMin || info.baseOffset < seg.baseOffset || last >= seg.nextOffset) {
-            throw new CorruptionError(`batch offsets ${info.baseOffset}..${last} out of sequence`, { file, position: info.position, offset: info.baseOffset });
+        try {
+          for await (const { info, ptr } of this.batchesFrom(seg, src)) {
+            const last = info.baseOffset + info.lastOffsetDelta;
+            // Offsets are outside the batch CRC: check they move forward inside the segment.
+            if (info.baseOffset <= expectedMin || info.baseOffset < seg.baseOffset || last >= seg.nextOffset) {
+              throw new CorruptionError(`batch offsets ${info.baseOffset}..${last} out of sequence`, { file, position: info.position, offset: info.baseOffset });
+            }
+            expectedMin = last;
+            if (last < from || (info.attributes & ATTR_CONTROL) !== 0) continue;
+            const vopts = { minOffset: from, maxRecords: recordsLeft, src: { file, position: info.position } };
+            let view = RecordBatchDecoder.isSync(info) ? decoder.viewOf(ptr, info, vopts) : await decoder.viewOfAsync(ptr, info, vopts);
+            const keep = view.indexOfOffset(localStart);
+            if (keep < view.count) view = view.slice(0, keep);
+            if (view.count > 0) {
+              this.stats.records += view.count;
+              recordsLeft -= view.count;
+              bytesLeft -= info.size;
+              yield view;
+            }
+            if (last >= localStart - 1 || recordsLeft <= 0) return;
+            // Every byte of this segment is received or requested: open the next one's source now.
+            const following = m.segments[i + 1];
+            if (ahead === null && src.fetchedAll && following && following.baseOffset < localStart && bytesLeft > 0) {
+              const rest = seg.objects.log.size - (info.position + info.size);
+              const want = this.wantBytes(following, 0, recordsLeft - Math.ceil(rest / Math.max(1, seg.objects.log.size / Math.max(1, seg.nextOffset - seg.baseOffset))), bytesLeft - rest);
+              if (want > 0) {
+                ahead = { index: i + 1, src: this.openSource(following, 0, want) };
+                this.stats.segmentsPreopened++;
+              }
+            }
           }
-          expectedMin = last;
-          if (last < from || (info.attributes & ATTR_CONTROL) !== 0) continue;
-          const out: StoredRecord[] = [];
-          if (RecordBatchDecoder.isSync(info)) decoder.decode(ptr, info, out, from, { file, position: info.position });
-          else await decoder.decodeAsync(ptr, info, out, from, { file, position: info.position });
-          let n = out.length;
-          while (n > 0 && out[n - 1]!.offset >= localStart) n--;
-          if (n < out.length) out.length = n;
-          this.stats.records += n;
-          if (n > 0) yield out;
-          if (last >= localStart - 1) return;
+        } finally {
+          src.close();
         }
         next = seg.nextOffset;
       }
     } finally {
+      ahead?.src.close();
       decoder.free();
     }
+  }
+
+  /** Records of archived segments from offset up to (not including) localStart. */
+  async *read(offset: number, localStart: number, opts: ReadOptions = {}): AsyncGenerator<StoredRecord, void, undefined> {
+    for await (const view of this.readViews(offset, localStart, opts)) for (let i = 0; i < view.count; i++) yield view.recordAt(i);
+  }
+
+  /** The records of read(), one array per batch. */
+  async *readChunks(offset: number, localStart: number, opts: ReadOptions = {}): AsyncGenerator<StoredRecord[], void, undefined> {
+    for await (const view of this.readViews(offset, localStart, opts)) yield view.toRecords();
   }
 
   /** First archived offset whose record timestamp is >= ts, or null. */
@@ -249,17 +372,21 @@ export class RemotePartitionReader implements RemoteLogReader {
     const m = this.o.manifest();
     if (!m) return null;
     const decoder = new RecordBatchDecoder(this.o.k);
-    const out: StoredRecord[] = [];
     try {
       for (const seg of m.segments) {
         if (seg.maxTimestamp < ts) continue;
         const file = this.objectKey(seg, 'log');
-        for await (const { info, ptr } of this.batchesFrom(seg, await this.positionForTimestamp(seg, ts))) {
-          if (info.maxTimestamp < ts || (info.attributes & ATTR_CONTROL) !== 0) continue;
-          out.length = 0;
-          if (RecordBatchDecoder.isSync(info)) decoder.decode(ptr, info, out, 0, { file, position: info.position });
-          else await decoder.decodeAsync(ptr, info, out, 0, { file, position: info.position });
-          for (const r of out) if (r.timestamp >= ts) return r.offset;
+        // A search usually ends in its first chunk: ranged reads, no read-ahead past what it reaches.
+        const src = new RangedSource(this, seg, await this.positionForTimestamp(seg, ts), 0);
+        try {
+          for await (const { info, ptr } of this.batchesFrom(seg, src)) {
+            if (info.maxTimestamp < ts || (info.attributes & ATTR_CONTROL) !== 0) continue;
+            const vopts = { src: { file, position: info.position } };
+            const view = RecordBatchDecoder.isSync(info) ? decoder.viewOf(ptr, info, vopts) : await decoder.viewOfAsync(ptr, info, vopts);
+            for (let i = 0; i < view.count; i++) if (view.timestampAt(i) >= ts) return view.offsetAt(i);
+          }
+        } finally {
+          src.close();
         }
       }
       return null;
@@ -281,13 +408,214 @@ export class RemotePartitionReader implements RemoteLogReader {
       const seg = m.segments[i]!;
       if (seg.baseOffset >= endOffset) break;
       if (seg.nextOffset <= offset) continue;
-      for await (const { info } of this.batchesFrom(seg, await this.positionFor(seg, Math.max(offset, seg.baseOffset)))) {
-        if (info.baseOffset >= endOffset) break;
-        r.batches++;
-        r.records += info.recordCount;
-        r.bytes += info.size;
+      const position = await this.positionFor(seg, Math.max(offset, seg.baseOffset));
+      const src = this.openSource(seg, position, endOffset >= seg.nextOffset ? Infinity : this.wantBytes(seg, position, endOffset - Math.max(offset, seg.baseOffset), Infinity));
+      try {
+        for await (const { info } of this.batchesFrom(seg, src)) {
+          if (info.baseOffset >= endOffset) break;
+          r.batches++;
+          r.records += info.recordCount;
+          r.bytes += info.size;
+        }
+      } finally {
+        src.close();
       }
     }
     return r;
+  }
+}
+
+/**
+ * Chunks of the object through the cache, from position, prefetching the
+ * chunks up to about position + want (bounded by prefetchDepth()).
+ */
+class RangedSource implements LogSource {
+  position: number;
+  private readonly r: RemotePartitionReader;
+  private readonly seg: ManifestSegment;
+  private readonly size: number;
+  private readonly C: number;
+  /** Last chunk the read is expected to need. */
+  private readonly lastWanted: number;
+  /** Highest chunk index requested so far. */
+  private requested = -1;
+  private closed = false;
+
+  constructor(r: RemotePartitionReader, seg: ManifestSegment, position: number, want: number) {
+    this.r = r;
+    this.seg = seg;
+    this.position = position;
+    this.size = seg.objects.log.size;
+    this.C = r.chunkSize;
+    // Chunk of the last byte the read is expected to need (at least the first one).
+    const end = Math.min(this.size, position + Math.max(1, want));
+    this.lastWanted = Math.floor(Math.max(position, end - 1) / this.C);
+    // Start the first fetch (and its prefetch) now: a source opened ahead of the read is already under way.
+    if (position < this.size) this.prefetchFrom(Math.floor(position / this.C), true);
+  }
+
+  get fetchedAll(): boolean { return this.position >= this.size || (this.requested + 1) * this.C >= this.size; }
+
+  /**
+   * Requests chunk ci (with includeFirst) and the chunks after it the read
+   * is expected to need, at most prefetchDepth() ahead. Once the read has
+   * gone past its estimate, it is taken as sequential: full depth.
+   */
+  private prefetchFrom(ci: number, includeFirst: boolean): void {
+    const lastChunk = Math.ceil(this.size / this.C) - 1;
+    let last = Math.min(lastChunk, ci + this.r.prefetchDepth());
+    if (ci <= this.lastWanted) last = Math.min(last, this.lastWanted);
+    for (let j = includeFirst ? ci : ci + 1; j <= last; j++) {
+      if (j > this.requested) { this.r.prefetchChunk(this.seg, j); this.requested = j; }
+    }
+  }
+
+  async next(): Promise<Uint8Array | null> {
+    if (this.closed || this.position >= this.size) return null;
+    const ci = Math.floor(this.position / this.C);
+    const p = this.r.chunk(this.seg, ci);
+    if (ci > this.requested) this.requested = ci;
+    this.prefetchFrom(ci, false);
+    const chunk = await p;
+    const from = this.position - ci * this.C;
+    if (chunk.length <= from) throw new Error(`chunk ${ci} has ${chunk.length} bytes, the read is at ${from} in it`);
+    this.position = ci * this.C + chunk.length;
+    return from === 0 ? chunk : chunk.subarray(from);
+  }
+
+  close(): void { this.closed = true; }
+}
+
+/**
+ * One streamed GET of the whole object (OpenDAL Reader), delivering the
+ * bytes from position on in pieces as they arrive. A pump reads into
+ * chunk-sized buffers (complete chunks go to the cache) and stays at most
+ * STREAM_AHEAD_BYTES ahead of the consumer. When the stream fails or ends
+ * early, the rest is read by a RangedSource from the same position (which
+ * retries and raises the typed errors).
+ */
+class StreamSource implements LogSource {
+  position: number;
+  private readonly r: RemotePartitionReader;
+  private readonly seg: ManifestSegment;
+  private readonly size: number;
+  private readonly C: number;
+  /** Received pieces not yet taken, in order, contiguous, ending at streamPos. */
+  private readonly pieces: Buffer[] = [];
+  private queued = 0;
+  private streamPos = 0;
+  private ended = false;
+  private error: unknown = null;
+  private closed = false;
+  private wake: (() => void) | null = null;
+  private resume: (() => void) | null = null;
+  private fallback: RangedSource | null = null;
+
+  constructor(r: RemotePartitionReader, seg: ManifestSegment, position: number) {
+    if (position >= r.chunkSize) throw new RangeError(`a stream starts in the first chunk, not at ${position}`);
+    this.r = r;
+    this.seg = seg;
+    this.position = position;
+    this.size = seg.objects.log.size;
+    this.C = r.chunkSize;
+    void this.pump();
+  }
+
+  get fetchedAll(): boolean { return this.fallback ? this.fallback.fetchedAll : this.ended; }
+
+  private async pump(): Promise<void> {
+    try {
+      const store = this.r.objectStore;
+      store.counters.requests++;
+      const rd: OpenDalReader = await store.operator.reader(this.r.logKey(this.seg));
+      while (this.streamPos < this.size && !this.closed) {
+        const ci = Math.floor(this.streamPos / this.C);
+        const chunkStart = ci * this.C;
+        const buf = Buffer.allocUnsafe(Math.min(this.C, this.size - chunkStart));
+        let filled = 0;
+        while (filled < buf.length && !this.closed) {
+          while (this.queued >= STREAM_AHEAD_BYTES && !this.closed) await new Promise<void>((resolve) => { this.resume = resolve; });
+          if (this.closed) break;
+          const n = Number(await rd.read(buf.subarray(filled, Math.min(buf.length, filled + STREAM_READ_BYTES))));
+          if (!(n > 0)) throw new Error(`the object ended after ${this.streamPos} of ${this.size} bytes`);
+          store.counters.bytesRead += n;
+          // Bytes before the read's start position (in the first chunk) are received but not delivered.
+          const a = Math.max(this.streamPos, this.position + this.queued);
+          const b = this.streamPos + n;
+          if (b > a) {
+            this.pieces.push(buf.subarray(a - chunkStart, b - chunkStart));
+            this.queued += b - a;
+          }
+          filled += n;
+          this.streamPos = b;
+          if (this.queued >= STREAM_PIECE_BYTES || this.streamPos >= this.size) this.signal();
+        }
+        if (filled === buf.length) this.r.keepChunk(this.seg, ci, buf);
+      }
+      if (this.streamPos >= this.size) this.ended = true;
+    } catch (err) {
+      this.error = err;
+    } finally {
+      this.signal();
+    }
+  }
+
+  private signal(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  async next(): Promise<Uint8Array | null> {
+    if (this.closed) return null;
+    if (this.fallback) return this.takeFallback();
+    for (;;) {
+      if (this.queued > 0 && (this.queued >= STREAM_PIECE_BYTES || this.ended || this.error !== null)) return this.take();
+      if (this.ended) return null;
+      if (this.error !== null) {
+        // The stream failed: go on from here with ranged reads (retried; typed errors when they fail too).
+        this.r.stats.streamFallbacks++;
+        this.fallback = new RangedSource(this.r, this.seg, this.position, Infinity);
+        return this.takeFallback();
+      }
+      await new Promise<void>((resolve) => { this.wake = resolve; });
+    }
+  }
+
+  private async takeFallback(): Promise<Uint8Array | null> {
+    const piece = await this.fallback!.next();
+    this.position = this.fallback!.position;
+    return piece;
+  }
+
+  /** The queued pieces lying in one chunk buffer, as one view. */
+  private take(): Uint8Array {
+    const first = this.pieces[0]!;
+    let n = 1;
+    let len = first.length;
+    while (n < this.pieces.length) {
+      const p = this.pieces[n]!;
+      if (p.buffer !== first.buffer || p.byteOffset !== first.byteOffset + len) break;
+      len += p.length;
+      n++;
+    }
+    this.pieces.splice(0, n);
+    this.queued -= len;
+    this.position += len;
+    const out = n === 1 ? first : new Uint8Array(first.buffer, first.byteOffset, len);
+    const r = this.resume;
+    this.resume = null;
+    r?.();
+    return out;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.fallback?.close();
+    this.pieces.length = 0;
+    this.queued = 0;
+    const r = this.resume;
+    this.resume = null;
+    r?.();
   }
 }
