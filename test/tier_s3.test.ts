@@ -80,23 +80,31 @@ describe('tiered storage over s3 (s3rver)', () => {
     const tier = tierCfg({ localRetentionBytes: 0, multipartThresholdBytes: 5 << 20, autoArchive: false });
     const { store, p } = await openTiered(tmp(), tier, smallTopic({ segmentBytes: 6 << 20, maxMessageBytes: 256 * 1024 }));
     try {
-      // Segments of ~6 MiB, streamed as multipart uploads: the server goes
-      // down right after the second segment's bytes were sent, before the
-      // upload is completed, verified and listed.
+      // Segments of ~6 MiB, streamed as multipart uploads two at a time.
       const recs = recentRecords(12_000, 101, 4000);
       await appendAll(p, recs, 100);
       await p.flush();
       const expected = await readPlain(p);
       const closed = p.segments.length - 1;
       assert.ok(closed >= 3, `need several segments, got ${closed}`);
-      let seen = 0;
-      const run = store.tier!.archiveNow({
-        roll: true,
-        onProgress: (e) => { if (e.baseOffset > 0 && ++seen === 1) void s3.stop(); },
-      });
+      // The server goes down right after the first manifest write, while
+      // later segments are still being sent. (Not in the middle of a
+      // manifest PUT: s3rver writes an object in place as its body arrives,
+      // so that would leave a truncated manifest that real S3, whose PUTs
+      // are atomic, never shows.)
+      const objects = store.tier!.objects;
+      const write = objects.write.bind(objects);
+      let stopped = false;
+      let progressBytes = 0;
+      objects.write = async (key, data) => {
+        await write(key, data);
+        if (key.endsWith('/manifest.json') && !stopped) { stopped = true; void s3.stop(); }
+      };
+      const run = store.tier!.archiveNow({ roll: true, onProgress: (e) => { progressBytes += e.bytes; } });
       await assert.rejects(run, ObjectStoreUnavailableError);
       const mid = store.tier!.status().partitions[0]!;
-      assert.ok(mid.uploadedSegments < closed + 1, 'the outage interrupted the uploads');
+      assert.ok(mid.uploadedSegments < closed, 'the outage interrupted the uploads');
+      assert.ok(progressBytes > p.segments[0]!.size, `progress reported ${progressBytes} bytes`);
       assert.ok(mid.pendingSegments > 0);
       // Nothing that is not archived left the disk; every record still reads.
       assert.deepEqual(await readPlain(p, { offset: 0 }), expected);
@@ -104,6 +112,7 @@ describe('tiered storage over s3 (s3rver)', () => {
       await p.append([{ value: 'during outage' }]);
       await s3.start();
       const before = await remoteManifest(store);
+      assert.ok(before.segments.length >= 1 && before.segments.length < closed, `${before.segments.length} of ${closed} segments listed before the outage`);
       await assertManifestComplete(store, before);
       await store.tier!.archiveNow({ roll: true });
       const m = await remoteManifest(store);

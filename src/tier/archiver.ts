@@ -9,9 +9,16 @@
 //      write (they are deleted).
 //   2. Upload closed segments not yet archived, oldest first (never the
 //      active one; a segment not yet flushed is flushed first): .log, .index
-//      and .timeindex, each checked (the .log CRC-scanned batch by batch in
-//      wasm while it uploads, its CRC-32C computed) and its size confirmed by
-//      a stat; then the manifest, replaced whole, listing the new segment.
+//      and .timeindex of a segment at the same time, each checked (the .log
+//      scanned batch by batch in wasm and its CRC-32C computed while it
+//      uploads, from the one read of the file) and its size confirmed by a
+//      stat; then the manifest, replaced whole, listing the new segments.
+//      Up to uploadTuning.pipelineSegments segments are in flight at once
+//      (the next one is read and checked while the previous one uploads);
+//      the manifest lists only a run of verified segments from the oldest
+//      up, so no reader sees an entry whose objects are missing and no gap
+//      is ever listed, and one manifest write covers every segment verified
+//      while the previous manifest write was in flight.
 //   3. Evict local copies past local retention, only once archived.
 //   4. Remote retention (the topic's retention.ms / retention.bytes over the
 //      whole log): the manifest first, then the objects.
@@ -38,10 +45,127 @@ import { RemotePartitionReader } from './remote_reader.js';
 
 /** The local copy of the partition's manifest (in the partition directory). */
 export const LOCAL_MANIFEST_FILE = 'tier-manifest.json';
-/** Bytes read from a local segment file per step of an upload. */
-const READ_STEP = 8 << 20;
-/** Part size of streamed (multipart) uploads. */
+/** Part size of multipart uploads (segments above the multipart threshold). */
 const PART_BYTES = 16 << 20;
+
+/**
+ * Tuning of the upload path, shared by every archiver of the process.
+ * Changing it affects uploads started afterwards.
+ */
+export const uploadTuning = {
+  /**
+   * Bytes read from a segment file, checked and handed to the object store
+   * per step of a streamed upload (services that stream natively, and
+   * multipart uploads). Two such buffers are in use per streamed upload.
+   */
+  streamChunkBytes: 4 << 20,
+  /** Segments of one partition in flight at once (>= 1; 1 uploads one after the other). */
+  pipelineSegments: 2,
+};
+
+/** Largest value accepted for uploadTuning.streamChunkBytes. */
+const MAX_STREAM_CHUNK = 256 << 20;
+
+function checkTuning(): { chunk: number; window: number } {
+  const { streamChunkBytes: chunk, pipelineSegments: window } = uploadTuning;
+  if (!Number.isSafeInteger(chunk) || chunk < 1 || chunk > MAX_STREAM_CHUNK) throw new InvalidArgumentError(`uploadTuning.streamChunkBytes must be 1..${MAX_STREAM_CHUNK}, got ${chunk}`);
+  if (!Number.isSafeInteger(window) || window < 1 || window > 64) throw new InvalidArgumentError(`uploadTuning.pipelineSegments must be 1..64, got ${window}`);
+  return { chunk, window };
+}
+
+/** A buffer on loan from a BufferPool: `buf` has the length asked for. */
+export interface BufferLease {
+  readonly buf: Buffer;
+  /** Gives the buffer back; it must no longer be in use (no write pending on it). Idempotent. */
+  release(): void;
+}
+
+/**
+ * Reusable read buffers of the upload path. Reading a segment file into a
+ * fresh 16 MiB Buffer costs about 6× a read into memory already mapped (each
+ * new page faults and is zeroed by the kernel), so buffers are kept for the
+ * next upload: at most maxRetained of them and maxRetainedBytes in all, all
+ * dropped after idleMs without use.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  private retainedBytes = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Buffers allocated (not reused) so far. */
+  allocations = 0;
+
+  constructor(readonly maxRetained = 4, readonly maxRetainedBytes = 256 << 20, readonly idleMs = 10_000) {}
+
+  /** Capacity allocated for a request of n bytes: whole MiB (at least 1 MiB), so similar sizes share buffers. */
+  static capacityFor(n: number): number {
+    const MiB = 1 << 20;
+    return Math.max(MiB, Math.ceil(n / MiB) * MiB);
+  }
+
+  take(n: number): BufferLease {
+    if (!Number.isSafeInteger(n) || n < 0 || n > 0x7fffffff) throw new InvalidArgumentError(`buffer size must be 0..2^31-1, got ${n}`);
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const len = this.free[i]!.length;
+      if (len >= n && (best < 0 || len < this.free[best]!.length)) best = i;
+    }
+    let whole: Buffer;
+    if (best >= 0) {
+      whole = this.free.splice(best, 1)[0]!;
+      this.retainedBytes -= whole.length;
+    } else {
+      whole = Buffer.allocUnsafeSlow(BufferPool.capacityFor(n));
+      this.allocations++;
+    }
+    let out = false;
+    return {
+      buf: whole.subarray(0, n),
+      release: () => {
+        if (out) return;
+        out = true;
+        this.give(whole);
+      },
+    };
+  }
+
+  private give(whole: Buffer): void {
+    if (this.free.length >= this.maxRetained || this.retainedBytes + whole.length > this.maxRetainedBytes) return;
+    this.free.push(whole);
+    this.retainedBytes += whole.length;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.clear(), this.idleMs);
+    this.timer.unref?.();
+  }
+
+  /** Drops every retained buffer. */
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.free.length = 0;
+    this.retainedBytes = 0;
+  }
+
+  /** Buffers and bytes kept for reuse. */
+  get retained(): { buffers: number; bytes: number } { return { buffers: this.free.length, bytes: this.retainedBytes }; }
+}
+
+/** The read buffers of every archiver in the process. */
+export const uploadBuffers = new BufferPool();
+
+/** Reads exactly buf.length bytes at pos (CorruptionError when the file ends first). */
+function readExactly(h: { read(buf: Uint8Array, off: number, len: number, pos: number): number }, buf: Buffer, pos: number, file: string): void {
+  let got = 0;
+  while (got < buf.length) {
+    const r = h.read(buf, got, buf.length - got, pos + got);
+    if (r <= 0) throw new CorruptionError(`segment file is shorter than expected (${pos + got} < ${pos + buf.length})`, { file, position: pos + got });
+    got += r;
+  }
+}
+
+/** Settles to the error (or null): lets a pending write be awaited later without an unhandled rejection. */
+function settle(p: Promise<unknown>): Promise<unknown> {
+  return p.then(() => null, (e: unknown) => e ?? new Error('upload failed'));
+}
 
 export type ArchiverState = 'starting' | 'idle' | 'uploading' | 'backoff' | 'conflict' | 'disabled' | 'stopped';
 
@@ -403,36 +527,108 @@ export class PartitionArchiver {
     this.counters.interruptedUploads += interrupted.size;
   }
 
-  private async uploadPending(): Promise<void> {
-    for (;;) {
-      if (this.stopped || this.p.isClosed) return;
-      const seg = this.pendingSegments()[0];
-      if (!seg) return;
-      if (seg.nextOffset > this.p.highWatermark) {
-        // Only durable data is archived: an unflushed segment could still be cut by recovery.
-        await this.p.flush();
-        if (seg.nextOffset > this.p.highWatermark) return;
-      }
-      this.state = 'uploading';
-      await this.d.limiter.run(() => this.upload(seg));
-      this.recountPending();
+  /** The oldest closed, non-empty segment above `after` (and above what is archived) that may be uploaded now, or null. */
+  private async nextPending(after: number): Promise<LogSegment | null> {
+    if (this.stopped || this.p.isClosed) return null;
+    const seg = this.pendingSegments().find((s) => s.baseOffset > after);
+    if (!seg) return null;
+    if (seg.nextOffset > this.p.highWatermark) {
+      // Only durable data is archived: an unflushed segment could still be cut by recovery.
+      await this.p.flush();
+      if (this.stopped || this.p.isClosed || seg.deleted || seg.nextOffset > this.p.highWatermark) return null;
     }
+    return seg;
   }
 
-  /** Reads a local file range into a new Buffer (in steps, yielding to the event loop between them). */
-  private async readLocal(file: string, size: number, onChunk: (chunk: Buffer) => Promise<void> | void, step = READ_STEP): Promise<void> {
-    const h = this.d.storage.open(file, 'read');
-    try {
-      for (let pos = 0; pos < size; pos += step) {
-        const n = Math.min(step, size - pos);
-        const buf = Buffer.allocUnsafe(n);
-        const got = h.read(buf, 0, n, pos);
-        if (got < n) throw new CorruptionError(`segment file is shorter than expected (${pos + got} < ${size})`, { file, position: pos + got });
-        await onChunk(buf);
+  private async uploadPending(): Promise<void> {
+    let last = -1;
+    await this.uploadRun(async () => {
+      const seg = await this.nextPending(last);
+      if (seg) { last = seg.baseOffset; this.state = 'uploading'; }
+      return seg;
+    });
+  }
+
+  /**
+   * Uploads the segments `next` hands out (in offset order, null when there
+   * are no more) with up to uploadTuning.pipelineSegments of them in flight,
+   * and lists them in the manifest: a segment is listed once it and every
+   * segment before it in the run are uploaded and verified, in as few
+   * manifest writes as the uploads allow (one write in flight at a time,
+   * each covering every segment verified meanwhile). After a failure no
+   * segment is started, those in flight are waited for, the run of verified
+   * segments before the failed one is listed, and the first error (in
+   * segment order) is thrown. Returns the entries listed.
+   */
+  private async uploadRun(next: () => Promise<LogSegment | null>): Promise<ManifestSegment[]> {
+    const { window } = checkTuning();
+    const inflight: Promise<ManifestSegment>[] = [];
+    const listed: ManifestSegment[] = [];
+    let ready: ManifestSegment[] = [];
+    let commit: Promise<void> | null = null;
+    let failure: { err: unknown } | null = null;
+    let exhausted = false;
+    // After a failed manifest write nothing more is listed: its group would be a gap.
+    let commitFailed = false;
+    let broken = false;
+    const startCommit = (): void => {
+      if (commit || ready.length === 0 || commitFailed) return;
+      const group = ready;
+      ready = [];
+      commit = this.listSegments(group).then(
+        () => { commit = null; listed.push(...group); startCommit(); },
+        (err: unknown) => { commit = null; commitFailed = true; failure ??= { err }; },
+      );
+    };
+    for (;;) {
+      while (!failure && !exhausted && inflight.length < window) {
+        let seg: LogSegment | null;
+        try {
+          seg = await next();
+        } catch (err) {
+          failure = { err };
+          break;
+        }
+        if (!seg) { exhausted = true; break; }
+        const s = seg;
+        const up = this.d.limiter.run(() => this.sendSegment(s));
+        up.catch(() => undefined); // observed in order below
+        inflight.push(up);
       }
-    } finally {
-      h.close();
+      const head = inflight.shift();
+      if (!head) break;
+      try {
+        const entry = await head;
+        // Segments after a failed one are not listed: that would leave a gap.
+        if (!broken) ready.push(entry);
+      } catch (err) {
+        broken = true;
+        failure ??= { err };
+      }
+      startCommit();
     }
+    while (commit || (ready.length > 0 && !commitFailed)) {
+      if (commit) await commit;
+      else startCommit();
+    }
+    // A failed manifest write leaves verified objects unlisted: they are leftovers, redone next time.
+    if (failure) throw failure.err;
+    return listed;
+  }
+
+  /** Lists uploaded segments in the manifest (replacing entries with the same base offsets). */
+  private async listSegments(group: ManifestSegment[]): Promise<void> {
+    const bases = new Set(group.map((e) => e.baseOffset));
+    const m = this.manifest;
+    const segments = m.segments.filter((s) => !bases.has(s.baseOffset)).concat(group);
+    segments.sort((a, b) => a.baseOffset - b.baseOffset);
+    await this.writeManifest({ ...m, segments, logStartOffset: segments[0]!.baseOffset });
+    for (const e of group) {
+      this.counters.uploadedSegments++;
+      this.counters.uploadedBytes += e.objects.log.size + e.objects.index.size + e.objects.timeindex.size;
+    }
+    this.counters.lastUploadAt = Date.now();
+    this.recountPending();
   }
 
   /**
@@ -442,28 +638,42 @@ export class PartitionArchiver {
    * replaced (benchmarks, repairs). Runs after any running cycle. Returns
    * the manifest entry.
    */
-  uploadSegment(seg: LogSegment): Promise<ManifestSegment> {
+  async uploadSegment(seg: LogSegment): Promise<ManifestSegment> {
+    return (await this.uploadSegments([seg]))[0]!;
+  }
+
+  /**
+   * uploadSegment for several closed segments of this partition, given in
+   * offset order: pipelined like the background uploads, listed in the
+   * manifest as they are verified (see uploadRun). Returns their entries.
+   */
+  uploadSegments(segs: readonly LogSegment[]): Promise<ManifestSegment[]> {
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i]!;
+      if (!this.p.segments.includes(s)) throw new InvalidArgumentError(`segment ${s.baseOffset} is not a segment of ${this.p.name}`);
+      if (i > 0 && s.baseOffset <= segs[i - 1]!.baseOffset) throw new InvalidArgumentError('segments must be given in increasing offset order');
+    }
     const run = async () => {
       if (!this.confirmed) await this.loadRemoteManifest();
       if (this.conflict) throw new TierConflictError(this.conflict);
-      return this.d.limiter.run(() => this.upload(seg));
+      let i = 0;
+      return this.uploadRun(async () => (i < segs.length ? segs[i++]! : null));
     };
     const p = this.chain.catch(() => undefined).then(run);
     this.chain = p.then(() => undefined, () => undefined);
     return p;
   }
 
-  private async upload(seg: LogSegment): Promise<ManifestSegment> {
+  /**
+   * Puts one closed segment's three objects in the store at the same time,
+   * checks the log as it goes and verifies every object (stat size); does
+   * not list the segment. Returns its manifest entry.
+   */
+  private async sendSegment(seg: LogSegment): Promise<ManifestSegment> {
     if (!seg.closed || seg === this.p.active) throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.p.name} is active: only closed segments are archived`);
     if (seg.size === 0) throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.p.name} is empty`);
-    const cfg = this.d.config;
-    const st = this.d.store;
+    if (seg.deleted) throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.p.name} was deleted`);
     const size = seg.size;
-    const keys: Record<ObjectKind, string> = {
-      log: segmentObjectKey(seg.baseOffset, 'log'),
-      index: segmentObjectKey(seg.baseOffset, 'index'),
-      timeindex: segmentObjectKey(seg.baseOffset, 'timeindex'),
-    };
     // The indexes from memory (rebuilt there if the files were damaged).
     const wasLoaded = seg.index.loaded && seg.timeIndex.loaded;
     seg.loadIndexes();
@@ -471,62 +681,41 @@ export class PartitionArchiver {
     const timeindex = Buffer.from(seg.timeIndex.bytes());
     if (!wasLoaded && seg.closed && !seg.deleted) { seg.index.unload(); seg.timeIndex.unload(); }
 
-    const checker = new SegmentChecker(this.d.k, this.d.crc, {
-      baseOffset: seg.baseOffset, nextOffset: seg.nextOffset, maxBatchBytes: this.maxBatchBytes, file: seg.logPath, verifyBatchCrcs: cfg.verifyBatchesOnUpload,
-    });
     const objects: ManifestSegment['objects'] = {
-      log: { key: keys.log, size, crc32c: '' },
-      index: { key: keys.index, size: index.length, crc32c: crcHex(this.d.crc.of(index)) },
-      timeindex: { key: keys.timeindex, size: timeindex.length, crc32c: crcHex(this.d.crc.of(timeindex)) },
+      log: { key: segmentObjectKey(seg.baseOffset, 'log'), size, crc32c: '' },
+      index: { key: segmentObjectKey(seg.baseOffset, 'index'), size: index.length, crc32c: crcHex(this.d.crc.of(index)) },
+      timeindex: { key: segmentObjectKey(seg.baseOffset, 'timeindex'), size: timeindex.length, crc32c: crcHex(this.d.crc.of(timeindex)) },
     };
-    // The small objects go up, and are verified, while the log uploads. allSettled
+    // The small objects go up, and are verified, while the log uploads
+    // (started once the log's first bytes are on their way). allSettled
     // handles rejections at once: no unhandled rejection whatever fails first.
-    const small = Promise.allSettled([
-      st.write(this.dir + keys.index, index).then(() => this.verifyObject(objects.index)),
-      st.write(this.dir + keys.timeindex, timeindex).then(() => this.verifyObject(objects.timeindex)),
-    ]);
+    let small: Promise<PromiseSettledResult<void>[]> | null = null;
+    const startSmall = () => {
+      small ??= Promise.allSettled([
+        this.d.store.write(this.dir + objects.index.key, index).then(() => this.verifyObject(objects.index)),
+        this.d.store.write(this.dir + objects.timeindex.key, timeindex).then(() => this.verifyObject(objects.timeindex)),
+      ]);
+    };
+    const checker = new SegmentChecker(this.d.k, this.d.crc, {
+      baseOffset: seg.baseOffset, nextOffset: seg.nextOffset, maxBatchBytes: this.maxBatchBytes, file: seg.logPath, verifyBatchCrcs: this.d.config.verifyBatchesOnUpload,
+    });
     let facts: SegmentFacts;
     try {
-      if (size <= cfg.multipartThresholdBytes) {
-        // One PUT: read the file, start the upload, check the bytes while it runs.
-        let whole: Buffer | null = null;
-        await this.readLocal(seg.logPath, size, (c) => { whole = c; }, Math.max(size, 1));
-        const put = st.write(this.dir + keys.log, whole!).then(() => null, (e: unknown) => e ?? new Error('upload failed'));
-        let checkErr: unknown = null;
-        try {
-          checker.update(whole!);
-        } catch (e) {
-          checkErr = e;
-        }
-        const putErr = await put;
-        if (checkErr) throw checkErr;
-        if (putErr) throw putErr;
-        facts = checker.finish();
-        this.progress?.({ topic: this.p.topic, partition: this.p.id, baseOffset: seg.baseOffset, bytes: size });
-      } else {
-        // Streamed (multipart) upload, checked part by part.
-        const w = await st.writer(this.dir + keys.log, PART_BYTES);
-        await this.readLocal(seg.logPath, size, async (c) => {
-          const sent = w.write(c).then(() => null, (e: unknown) => e ?? new Error('upload failed'));
-          let checkErr: unknown = null;
-          try { checker.update(c); } catch (e) { checkErr = e; }
-          const sendErr = await sent;
-          if (checkErr) throw checkErr;
-          if (sendErr) throw sendErr;
-          this.progress?.({ topic: this.p.topic, partition: this.p.id, baseOffset: seg.baseOffset, bytes: c.length });
-        }, PART_BYTES);
-        await w.close();
-        facts = checker.finish();
-      }
+      const streamed = this.d.store.streamsWrites || size > this.d.config.multipartThresholdBytes;
+      facts = streamed ? await this.streamLog(seg, objects.log.key, checker, startSmall) : await this.putLog(seg, objects.log.key, checker, startSmall);
+      if (facts.size !== size) throw new CorruptionError(`segment read ${facts.size} bytes, expected ${size}`, { file: seg.logPath, position: facts.size });
+      objects.log.crc32c = crcHex(facts.crc32c);
+      await this.verifyObject(objects.log);
+    } catch (err) {
+      // Nothing of this upload keeps running once it has failed.
+      if (small) await small;
+      throw err;
     } finally {
       checker.free();
     }
-    if (facts.size !== size) throw new CorruptionError(`segment read ${facts.size} bytes, expected ${size}`, { file: seg.logPath, position: facts.size });
-    objects.log.crc32c = crcHex(facts.crc32c);
-    await this.verifyObject(objects.log);
-    for (const r of await small) if (r.status === 'rejected') throw r.reason;
-
-    const entry: ManifestSegment = {
+    startSmall();
+    for (const r of await small!) if (r.status === 'rejected') throw r.reason;
+    return {
       baseOffset: seg.baseOffset,
       lastOffset: Math.max(seg.baseOffset, Math.min(facts.lastOffset, seg.nextOffset - 1)),
       nextOffset: seg.nextOffset,
@@ -535,15 +724,81 @@ export class PartitionArchiver {
       records: facts.records,
       objects,
     };
-    const m = this.manifest;
-    const segments = m.segments.filter((s) => s.baseOffset !== entry.baseOffset);
-    segments.push(entry);
-    segments.sort((a, b) => a.baseOffset - b.baseOffset);
-    await this.writeManifest({ ...m, segments, logStartOffset: segments[0]!.baseOffset });
-    this.counters.uploadedSegments++;
-    this.counters.uploadedBytes += size + index.length + timeindex.length;
-    this.counters.lastUploadAt = Date.now();
-    return entry;
+  }
+
+  private reportProgress(seg: LogSegment, bytes: number): void {
+    this.progress?.({ topic: this.p.topic, partition: this.p.id, baseOffset: seg.baseOffset, bytes });
+  }
+
+  /**
+   * The log in one PUT (services where streamed writes mean multipart, below
+   * the multipart threshold): the file read once into a pooled buffer, the
+   * PUT started, the bytes checked (CRC-32C, framing) while it runs.
+   */
+  private async putLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void): Promise<SegmentFacts> {
+    const size = seg.size;
+    const lease = uploadBuffers.take(size);
+    try {
+      const h = this.d.storage.open(seg.logPath, 'read');
+      try { readExactly(h, lease.buf, 0, seg.logPath); } finally { h.close(); }
+      const put = settle(this.d.store.write(this.dir + key, lease.buf));
+      started();
+      let checkErr: unknown = null;
+      try { checker.update(lease.buf); } catch (e) { checkErr = e; }
+      // The buffer goes back to the pool only once the PUT no longer reads it.
+      const putErr = await put;
+      if (checkErr) throw checkErr;
+      if (putErr) throw putErr;
+      this.reportProgress(seg, size);
+      return checker.finish();
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * The log streamed through a writer (services that stream natively, and
+   * multipart uploads): the file read in chunks into two pooled buffers;
+   * while one chunk is being written the next is read, and each chunk is
+   * checked while it is written, so the file is read once and the check
+   * overlaps the upload.
+   */
+  private async streamLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void): Promise<SegmentFacts> {
+    const size = seg.size;
+    const step = Math.min(checkTuning().chunk, size);
+    const w = await this.d.store.writer(this.dir + key, this.d.store.streamsWrites ? undefined : PART_BYTES);
+    const bufs = [uploadBuffers.take(step), uploadBuffers.take(step)];
+    const h = this.d.storage.open(seg.logPath, 'read');
+    let pending: Promise<unknown> | null = null;
+    try {
+      let turn = 0;
+      for (let pos = 0; pos < size; pos += step) {
+        const n = Math.min(step, size - pos);
+        // This buffer's last write was awaited before the other buffer's write began.
+        const chunk = bufs[turn++ & 1]!.buf.subarray(0, n);
+        readExactly(h, chunk, pos, seg.logPath);
+        if (pending) {
+          const e = await pending;
+          pending = null;
+          if (e) throw e;
+        }
+        pending = settle(w.write(chunk));
+        if (pos === 0) started();
+        checker.update(chunk);
+        this.reportProgress(seg, n);
+      }
+      if (pending) {
+        const e = await pending;
+        pending = null;
+        if (e) throw e;
+      }
+      await w.close();
+      return checker.finish();
+    } finally {
+      if (pending) await pending;
+      h.close();
+      for (const b of bufs) b.release();
+    }
   }
 
   /** The object must be in the store with the expected size (and, optionally, its CRC-32C read back). */

@@ -109,6 +109,22 @@ export class ObjectStore {
   get canPresign(): boolean { return this.operator.capability().presignRead; }
 
   /**
+   * True when the service takes an object in pieces of any size as they come
+   * (fs, hdfs, ...: each write of a writer goes straight to the object).
+   * False for services whose streamed writes are multipart uploads with a
+   * minimum part size (s3, gcs, ...: one PUT is cheaper for objects below
+   * the multipart threshold) or that cannot write in pieces at all (memory).
+   */
+  get streamsWrites(): boolean {
+    if (this.streams === null) {
+      const c = this.operator.capability();
+      this.streams = c.writeCanMulti && (c.writeMultiMinSize ?? null) === null;
+    }
+    return this.streams;
+  }
+  private streams: boolean | null = null;
+
+  /**
    * Runs fn, retrying temporary failures with capped exponential backoff and
    * jitter until the attempt or time budget is spent.
    */
@@ -158,12 +174,19 @@ export class ObjectStore {
   }
 
   /**
-   * A streaming writer (multipart upload on S3) with parts of chunkBytes.
-   * Not retried as a whole: a failure surfaces from write() or close() and
-   * the caller uploads the object again.
+   * A streaming writer (multipart upload on S3) with parts of chunkBytes, or,
+   * without chunkBytes, each write() passed on as it comes (services that
+   * stream natively, see streamsWrites). Writes must not overlap: await each
+   * before the next, and the chunk given must stay unchanged until its
+   * write() settles. Not retried as a whole: a failure surfaces from write()
+   * or close() and the caller uploads the object again.
    */
-  async writer(key: string, chunkBytes: number): Promise<ObjectWriter> {
-    const w = await this.retry('write', key, () => this.operator.writer(key, { chunk: BigInt(chunkBytes) }));
+  async writer(key: string, chunkBytes?: number): Promise<ObjectWriter> {
+    if (chunkBytes !== undefined && (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1)) {
+      throw new InvalidArgumentError(`writer chunk must be a positive integer, got ${chunkBytes}`);
+    }
+    const opts = chunkBytes === undefined ? undefined : { chunk: BigInt(chunkBytes) };
+    const w = await this.retry('write', key, () => this.operator.writer(key, opts));
     const self = this;
     const wrap = async (what: string, fn: () => Promise<void>) => {
       try { await fn(); } catch (err) {
