@@ -1,32 +1,56 @@
 // A bounded window of u64 hashes with insert-if-absent, for deduplication.
 //
 // Layout (all in one block the caller allocates, windowBytes(capacity)):
-//   header (64 B) | ring: capacity x 24 B | table: slots x u64
-// The ring holds entries in insertion order (hash u64, timestamp f64, tag u32);
-// it bounds the window by count (capacity) and by age. The table is open
-// addressing with linear probing, load <= 0.5, with backward-shift deletion
-// (no tombstones). A slot holds ring index + 1 in its low 32 bits (0 is
-// empty) and mix(hash) = the high 32 bits of hash * FIB in its high 32 bits:
-// the home slot is the top bits of mix, so probing and backward shifts read
-// only the table, and the ring is touched only when mix matches (one random
-// memory access per miss instead of two). Nothing is allocated after init, so
-// memory never grows here.
+//   header (64 B) | ring: capacity x 16 B | tags: capacity x u32 | table: slots x 16 B
+// The ring holds entries in insertion order (hash u64, timestamp f64; tags
+// apart, as they are read only for duplicates); it bounds the window by
+// count (capacity) and by age. Every insert gets a sequence number (31 bits,
+// wrapping); the ring holds the entries of sequence numbers
+// [tail - size, tail), so an entry's ring index follows from its sequence
+// number, and evicting (count: the head moves; age: the head moves while the
+// oldest entry is too old) never touches the table.
+//
+// The table is two generations of an open-addressing table (linear probing,
+// Fibonacci hashing) interleaved slot by slot: slot i is a pair of u64 words,
+// one per generation, so both generations' probes of a key read the same
+// cache lines (one random memory access per key, prefetched 8 keys ahead).
+// A word holds mix(hash) = the high 32 bits of hash * FIB (its top bits are
+// the home slot) and LIVE_BIT | sequence number; 0 is empty. Inserts go to
+// the current generation. After `capacity` inserts every entry of the older
+// generation has left the ring (its sequence numbers are more than capacity
+// behind), so its words are cleared (a sequential pass) and it becomes the
+// current one. Nothing is ever deleted from a chain: no backward shifts, no
+// tombstones, no re-probe after eviction. Each generation holds at most
+// `capacity` entries in at least 2 * capacity slots (load <= 0.5), so probes
+// end; a word is live only while its sequence number is inside the ring
+// (which also hides entries evicted by age), and sequence numbers are at most
+// 2 * capacity <= 2^25 apart, far from wrapping.
+// Nothing is allocated after init, so memory never grows here.
 //
 // Age semantics: an entry with timestamp t is inside the window of a key with
 // timestamp now while now - t < ageMs. ageMs <= 0 disables the age bound.
 
+import { xxh64 } from './xxhash64';
+import { varintOk, varintEnd, readVarint, readVarlong } from './varint';
+
 const H_CAPACITY: usize = 0;
 const H_SLOTS: usize = 4;
 const H_SHIFT: usize = 8;
-const H_HEAD: usize = 12;
-const H_SIZE: usize = 16;
-const H_LIVE: usize = 20;
+const H_HEAD: usize = 12;   // ring index of the oldest entry
+const H_SIZE: usize = 16;   // entries in the ring
+const H_TAIL: usize = 20;   // sequence number of the next insert (31 bits)
+const H_GEN: usize = 24;    // word (0 or 1) of the current generation in each slot pair
+const H_GEN_LEFT: usize = 28; // inserts left in the current generation
 const H_AGE: usize = 32;
-const H_TOUCH: usize = 40; // scratch: sink of the prefetch loads
+const H_TOUCH: usize = 40;  // scratch: sink of the prefetch loads
 const PREFETCH: i32 = 8;
 const HEADER: usize = 64;
-const ENTRY: usize = 24;
+const ENTRY: usize = 16;
+const PAIR: usize = 16;
 const FIB: u64 = 0x9E3779B97F4A7C15;
+const SEQ_MASK: u32 = 0x7fffffff;
+const LIVE_BIT: u32 = 0x80000000;
+const NONE: u32 = 0xffffffff;
 
 export const WINDOW_MAX_CAPACITY: u32 = 1 << 24;
 
@@ -36,10 +60,12 @@ function slotsFor(capacity: u32): u32 {
   return s;
 }
 
+@inline function tagsBytes(capacity: u32): usize { return ((<usize>capacity << 2) + 15) & ~(<usize>15); }
+
 /** Bytes needed for a window of the given capacity (0 if over the limit). */
 export function windowBytes(capacity: u32): usize {
   if (capacity == 0 || capacity > WINDOW_MAX_CAPACITY) return 0;
-  return HEADER + <usize>capacity * ENTRY + (<usize>slotsFor(capacity) << 3);
+  return HEADER + <usize>capacity * ENTRY + tagsBytes(capacity) + <usize>slotsFor(capacity) * PAIR;
 }
 
 /** Initialises (or clears) a window in a block of windowBytes(capacity). */
@@ -50,63 +76,159 @@ export function windowInit(w: usize, capacity: u32, ageMs: f64): void {
   store<u32>(w + H_SHIFT, 32 - <u32>ctz<u32>(slots)); // home = mix >> shift
   store<u32>(w + H_HEAD, 0);
   store<u32>(w + H_SIZE, 0);
-  store<u32>(w + H_LIVE, 0);
+  store<u32>(w + H_TAIL, 0);
+  store<u32>(w + H_GEN, 0);
+  store<u32>(w + H_GEN_LEFT, capacity);
   store<f64>(w + H_AGE, ageMs);
-  memory.fill(w + HEADER + <usize>capacity * ENTRY, 0, <usize>slots << 3);
+  memory.fill(table(w), 0, <usize>slots * PAIR);
 }
 
 @inline function ring(w: usize): usize { return w + HEADER; }
-@inline function table(w: usize): usize { return w + HEADER + <usize>load<u32>(w + H_CAPACITY) * ENTRY; }
+@inline function tags(w: usize): usize { return w + HEADER + <usize>load<u32>(w + H_CAPACITY) * ENTRY; }
+@inline function table(w: usize): usize {
+  const c = load<u32>(w + H_CAPACITY);
+  return w + HEADER + <usize>c * ENTRY + tagsBytes(c);
+}
 /** High 32 bits of h * FIB: its top bits are the home slot (Fibonacci hashing); stored in the slot. */
 @inline function mix(h: u64): u32 { return <u32>((h * FIB) >> 32); }
-@inline function slotValue(m: u32, ringIdx: u32): u64 { return (<u64>m << 32) | <u64>(ringIdx + 1); }
 
-function tableDelete(w: usize, ringIdx: u32, h: u64): void {
-  const t = table(w);
-  const mask = load<u32>(w + H_SLOTS) - 1;
-  const shift = load<u32>(w + H_SHIFT);
-  const m = mix(h);
-  const want = slotValue(m, ringIdx);
-  let i = m >> shift;
-  while (true) {
-    const v = load<u64>(t + ((<usize>i) << 3));
-    if (v == 0) return; // superseded entry: nothing points at it any more
-    if (v == want) break;
-    i = (i + 1) & mask;
-  }
-  let j = i;
-  while (true) {
-    j = (j + 1) & mask;
-    const v = load<u64>(t + ((<usize>j) << 3));
-    if (v == 0) break;
-    const k = <u32>(v >> 32) >> shift;
-    const stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-    if (stays) continue;
-    store<u64>(t + ((<usize>i) << 3), v);
-    i = j;
-  }
-  store<u64>(t + ((<usize>i) << 3), 0);
-  store<u32>(w + H_LIVE, load<u32>(w + H_LIVE) - 1);
-}
-
-function evictHead(w: usize): void {
-  const capacity = load<u32>(w + H_CAPACITY);
-  const head = load<u32>(w + H_HEAD);
-  tableDelete(w, head, load<u64>(ring(w) + <usize>head * ENTRY));
-  store<u32>(w + H_HEAD, head + 1 == capacity ? 0 : head + 1);
-  store<u32>(w + H_SIZE, load<u32>(w + H_SIZE) - 1);
+/** Starts a new generation: the older table (the other word of every pair) is cleared and becomes current. */
+function nextGeneration(w: usize): void {
+  const g = load<u32>(w + H_GEN) ^ 1;
+  const slots = load<u32>(w + H_SLOTS);
+  let p = table(w) + (<usize>g << 3);
+  const end = p + <usize>slots * PAIR;
+  for (; p < end; p += PAIR) store<u64>(p, 0);
+  store<u32>(w + H_GEN, g);
+  store<u32>(w + H_GEN_LEFT, load<u32>(w + H_CAPACITY));
 }
 
 /** Removes every entry older than the age bound relative to now. */
 export function windowExpire(w: usize, now: f64): void {
   const age = load<f64>(w + H_AGE);
   if (age <= 0) return;
+  const capacity = load<u32>(w + H_CAPACITY);
   const r = ring(w);
-  while (load<u32>(w + H_SIZE) > 0) {
-    const head = load<u32>(w + H_HEAD);
-    if (now - load<f64>(r + <usize>head * ENTRY + 8) < age) break;
-    evictHead(w);
+  let head = load<u32>(w + H_HEAD);
+  let size = load<u32>(w + H_SIZE);
+  while (size > 0 && now - load<f64>(r + <usize>head * ENTRY, 8) >= age) {
+    head = head + 1 == capacity ? 0 : head + 1;
+    size--;
   }
+  store<u32>(w + H_HEAD, head);
+  store<u32>(w + H_SIZE, size);
+}
+
+/**
+ * Checks n keys (hashes: u64[], times: f64[], tags: u32[] or 0) in order.
+ * The flag of key i goes to flags[idx[i]] when idx != 0 (u32[]), else to
+ * flags[i]. Returns the number of duplicates. See windowCheckInsert.
+ */
+function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: i32, flags: usize, matched: usize, idx: usize): i32 {
+  const capacity = load<u32>(w + H_CAPACITY);
+  const mask = load<u32>(w + H_SLOTS) - 1;
+  const shift = load<u32>(w + H_SHIFT);
+  const age = load<f64>(w + H_AGE);
+  const r = ring(w);
+  const tg = tags(w);
+  const t = table(w);
+  let dups: i32 = 0;
+  // Software prefetch (wasm has no prefetch instruction): touch the slot
+  // pair the key PREFETCH positions ahead will probe first, so that cache
+  // miss overlaps with the work on this key.
+  let touch: u64 = 0;
+  for (let i: i32 = 0; i < n; i++) {
+    if (i + PREFETCH < n) {
+      const ah = load<u64>(hashes + ((<usize>(i + PREFETCH)) << 3));
+      touch ^= load<u64>(t + <usize>(mix(ah) >> shift) * PAIR);
+    }
+    const h = load<u64>(hashes + ((<usize>i) << 3));
+    const now = load<f64>(times + ((<usize>i) << 3));
+    const flag = flags + (idx != 0 ? <usize>load<u32>(idx + ((<usize>i) << 2)) : <usize>i);
+    if (age > 0) windowExpire(w, now);
+    const tail = load<u32>(w + H_TAIL);
+    const size = load<u32>(w + H_SIZE);
+    const head = load<u32>(w + H_HEAD);
+    let tailIdx = head + size;
+    if (tailIdx >= capacity) tailIdx -= capacity;
+    const g = <usize>load<u32>(w + H_GEN) << 3;
+    const hm = mix(h);
+    // Walk both generations' chains in step from the home pair: the current
+    // one until its empty slot (where an insert goes) or a match, the older
+    // one until its empty slot or a match. A match in the current generation
+    // is the newer entry and wins.
+    let s = hm >> shift;
+    let curSlot = NONE;   // current generation: empty slot or matching slot
+    let curIdx = NONE;    // ring index of the current-generation match
+    let oldIdx = NONE;    // ring index of the older-generation match
+    let oldOpen = true;
+    while (true) {
+      const pair = t + <usize>s * PAIR;
+      if (curSlot == NONE) {
+        const vc = load<u64>(pair + g);
+        if (vc == 0) { curSlot = s; if (!oldOpen) break; }
+        else if (<u32>(vc >> 32) == hm) {
+          const d = (tail - <u32>vc) & SEQ_MASK;
+          if (d - 1 < size) {
+            const e = tailIdx >= d ? tailIdx - d : tailIdx + capacity - d;
+            if (load<u64>(r + <usize>e * ENTRY) == h) { curSlot = s; curIdx = e; break; }
+          }
+        }
+      }
+      if (oldOpen) {
+        const vo = load<u64>(pair + (g ^ 8));
+        if (vo == 0) { oldOpen = false; if (curSlot != NONE) break; }
+        else if (<u32>(vo >> 32) == hm) {
+          const d = (tail - <u32>vo) & SEQ_MASK;
+          if (d - 1 < size) {
+            const e = tailIdx >= d ? tailIdx - d : tailIdx + capacity - d;
+            if (load<u64>(r + <usize>e * ENTRY) == h) { oldIdx = e; oldOpen = false; if (curSlot != NONE) break; }
+          }
+        }
+      }
+      s = (s + 1) & mask;
+    }
+    const found = curIdx != NONE ? curIdx : oldIdx;
+    if (found != NONE && (age <= 0 || now - load<f64>(r + <usize>found * ENTRY, 8) < age)) {
+      store<u8>(flag, 1);
+      if (matched != 0) store<u32>(matched + ((<usize>i) << 2), load<u32>(tg + ((<usize>found) << 2)));
+      dups++;
+      continue;
+    }
+    // Insert. An expired entry found in the current generation is superseded
+    // in its slot; one in the older generation is simply shadowed (the
+    // current generation is searched first).
+    let left = load<u32>(w + H_GEN_LEFT);
+    let slot = curSlot;
+    let gg = g;
+    if (left == 0) {
+      // The current generation holds `capacity` inserts: the older one's
+      // entries have all left the ring. Clear it and make it current.
+      nextGeneration(w);
+      left = capacity;
+      gg = g ^ 8;
+      // Its table is empty now: the key goes to the first free slot of its chain there, i.e. its home.
+      slot = hm >> shift;
+    }
+    let newHead = head;
+    let newSize = size;
+    if (size == capacity) {
+      newHead = head + 1 == capacity ? 0 : head + 1;
+      newSize--;
+      store<u32>(w + H_HEAD, newHead);
+    }
+    const e = r + <usize>tailIdx * ENTRY;
+    store<u64>(e, h);
+    store<f64>(e, now, 8);
+    store<u32>(tg + ((<usize>tailIdx) << 2), tags_ != 0 ? load<u32>(tags_ + ((<usize>i) << 2)) : 0);
+    store<u64>(t + <usize>slot * PAIR + gg, (<u64>hm << 32) | <u64>(LIVE_BIT | tail));
+    store<u32>(w + H_TAIL, (tail + 1) & SEQ_MASK);
+    store<u32>(w + H_SIZE, newSize + 1);
+    store<u32>(w + H_GEN_LEFT, left - 1);
+    store<u8>(flag, 0);
+  }
+  store<u64>(w + H_TOUCH, touch); // keeps the prefetch loads alive
+  return dups;
 }
 
 /**
@@ -116,80 +238,127 @@ export function windowExpire(w: usize, now: f64): void {
  * (evicting the oldest entry when the window is full) and flags[i] = 0.
  * Returns the number of duplicates.
  */
-export function windowCheckInsert(w: usize, hashes: usize, times: usize, tags: usize, n: i32, flags: usize, matched: usize): i32 {
-  const capacity = load<u32>(w + H_CAPACITY);
-  const mask = load<u32>(w + H_SLOTS) - 1;
-  const shift = load<u32>(w + H_SHIFT);
-  const age = load<f64>(w + H_AGE);
-  const r = ring(w);
-  const t = table(w);
-  let dups: i32 = 0;
-  // Software prefetch (wasm has no prefetch instruction): PREFETCH keys ahead,
-  // touch the table slot that key will probe and the slot of the ring entry
-  // it will evict, so those cache misses overlap with the work on this key.
-  let touch: u64 = 0;
-  for (let i: i32 = 0; i < n; i++) {
-    if (i + PREFETCH < n) {
-      const ah = load<u64>(hashes + ((<usize>(i + PREFETCH)) << 3));
-      touch ^= load<u64>(t + ((<usize>(mix(ah) >> shift)) << 3));
-      let e = load<u32>(w + H_HEAD) + <u32>PREFETCH;
-      if (e >= capacity) e -= capacity;
-      if (e < capacity) touch ^= load<u64>(t + ((<usize>(mix(load<u64>(r + <usize>e * ENTRY)) >> shift)) << 3));
-    }
-    const h = load<u64>(hashes + ((<usize>i) << 3));
-    const now = load<f64>(times + ((<usize>i) << 3));
-    const tag: u32 = tags != 0 ? load<u32>(tags + ((<usize>i) << 2)) : 0;
-    if (age > 0) windowExpire(w, now);
-    const hm = mix(h);
-    let s = hm >> shift;
-    let found: u32 = 0;
-    while (true) {
-      const v = load<u64>(t + ((<usize>s) << 3));
-      if (v == 0) break;
-      if (<u32>(v >> 32) == hm && load<u64>(r + <usize>(<u32>v - 1) * ENTRY) == h) { found = <u32>v; break; }
-      s = (s + 1) & mask;
-    }
-    if (found != 0) {
-      const e = r + <usize>(found - 1) * ENTRY;
-      if (age <= 0 || now - load<f64>(e, 8) < age) {
-        store<u8>(flags + <usize>i, 1);
-        if (matched != 0) store<u32>(matched + ((<usize>i) << 2), load<u32>(e, 16));
-        dups++;
-        continue;
-      }
-    }
-    // Insert at the ring's tail, evicting the oldest entry when full.
-    if (load<u32>(w + H_SIZE) == capacity) {
-      evictHead(w);
-      // Backward-shift deletion may have moved entries on this key's probe
-      // chain (or removed the entry we found): probe again.
-      s = hm >> shift;
-      found = 0;
-      while (true) {
-        const v = load<u64>(t + ((<usize>s) << 3));
-        if (v == 0) break;
-        if (<u32>(v >> 32) == hm && load<u64>(r + <usize>(<u32>v - 1) * ENTRY) == h) { found = <u32>v; break; }
-        s = (s + 1) & mask;
-      }
-    }
-    const head = load<u32>(w + H_HEAD);
-    const size = load<u32>(w + H_SIZE);
-    let tail = head + size;
-    if (tail >= capacity) tail -= capacity;
-    const e = r + <usize>tail * ENTRY;
-    store<u64>(e, h);
-    store<f64>(e, now, 8);
-    store<u32>(e, tag, 16);
-    // An expired entry with the same hash is superseded in place; otherwise
-    // s is the empty slot that ended the probe.
-    if (found == 0) store<u32>(w + H_LIVE, load<u32>(w + H_LIVE) + 1);
-    store<u64>(t + ((<usize>s) << 3), slotValue(hm, tail));
-    store<u32>(w + H_SIZE, size + 1);
-    store<u8>(flags + <usize>i, 0);
-  }
-  store<u64>(w + H_TOUCH, touch); // keeps the prefetch loads alive
-  return dups;
+export function windowCheckInsert(w: usize, hashes: usize, times: usize, tags_: usize, n: i32, flags: usize, matched: usize): i32 {
+  return checkInsertRun(w, hashes, times, tags_, n, flags, matched, 0);
 }
 
 /** Entries currently in the window (ring size). */
 export function windowSize(w: usize): u32 { return load<u32>(w + H_SIZE); }
+
+// --- dedup in place in an encoded batch ----------------------------------------
+
+export const DEDUP_BY_KEY: i32 = 0;
+export const DEDUP_BY_VALUE: i32 = 1;
+export const DEDUP_BY_HEADER: i32 = 2;
+export const DEDUP_BY_CONTENT: i32 = 3;
+export const FLAG_KEEP: u8 = 0;
+export const FLAG_DUPLICATE: u8 = 1;
+export const FLAG_NO_IDENTITY: u8 = 2;
+export const DEDUP_MALFORMED: i32 = -1;
+
+let skipped: i32 = 0;
+
+/** Records of the last dedupBatch call that had no identity (flag 2). */
+export function dedupSkipped(): i32 { return skipped; }
+
+@inline function loadBE32(p: usize): u32 { return bswap<u32>(load<u32>(p)); }
+
+function bytesEqual(a: usize, b: usize, n: usize): bool {
+  let i: usize = 0;
+  for (; i + 8 <= n; i += 8) if (load<u64>(a + i) != load<u64>(b + i)) return false;
+  for (; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
+  return true;
+}
+
+/**
+ * Deduplicates the records of one encoded, uncompressed RecordBatch v2 at
+ * [batch, batch + size) (as RecordBatchEncoder frames it; its record count
+ * and first timestamp are read from the header), in place: each record's
+ * identity bytes are hashed where they lie, then all hashes are checked
+ * against the window in order (as windowCheckInsert).
+ *
+ * mode: DEDUP_BY_KEY (the key), DEDUP_BY_VALUE, DEDUP_BY_HEADER (the value of
+ * the first header named [name, name + nameLen)), DEDUP_BY_CONTENT (the
+ * record's bytes from its key length varint to its end: key, value and
+ * headers with their zig-zag varint lengths). A null key / value / header
+ * value or a missing header is no identity. Hashes are xxh64 (seed 0) ANDed
+ * with the mask (maskHi:maskLo). Timestamps are the records' own.
+ *
+ * scratch: 20 bytes per record (hashes, times, record indexes). flags: one
+ * byte per record out: FLAG_KEEP, FLAG_DUPLICATE or FLAG_NO_IDENTITY.
+ * Returns the number of duplicates (dedupSkipped() gives the number without
+ * identity), or DEDUP_MALFORMED when the records do not parse within size
+ * (the window is then unchanged).
+ */
+export function dedupBatch(
+  w: usize, batch: usize, size: i32, mode: i32, name: usize, nameLen: i32,
+  maskLo: u32, maskHi: u32, scratch: usize, flags: usize,
+): i32 {
+  skipped = 0;
+  if (size < 61) return DEDUP_MALFORMED;
+  const n = <i32>loadBE32(batch + 57);
+  if (n < 0 || n > (size - 61)) return DEDUP_MALFORMED;
+  const firstTs: i64 = (<i64>loadBE32(batch + 27) << 32) | <i64>loadBE32(batch + 31);
+  const mask: u64 = (<u64>maskHi << 32) | <u64>maskLo;
+  const end = batch + <usize>size;
+  const hashes = scratch;
+  const times = scratch + ((<usize>n) << 3);
+  const idx = scratch + ((<usize>n) << 4);
+  let p = batch + 61;
+  let m: i32 = 0;
+  let none: i32 = 0;
+  varintOk = true;
+  for (let i: i32 = 0; i < n; i++) {
+    const recLen = readVarint(p, end);
+    p = varintEnd;
+    if (!varintOk || recLen < 1 || <usize>recLen > end - p) return DEDUP_MALFORMED;
+    const recEnd = p + <usize>recLen;
+    p++; // attributes
+    const tsDelta = readVarlong(p, recEnd); p = varintEnd;
+    readVarint(p, recEnd); p = varintEnd; // offset delta
+    const idStart = p;
+    const keyLen = readVarint(p, recEnd); p = varintEnd;
+    if (!varintOk || keyLen < -1 || <usize>max(keyLen, 0) > recEnd - p) return DEDUP_MALFORMED;
+    let idPos: usize = p;
+    let idLen: i32 = keyLen;
+    if (mode != DEDUP_BY_KEY) {
+      p += <usize>max(keyLen, 0);
+      const valueLen = readVarint(p, recEnd); p = varintEnd;
+      if (!varintOk || valueLen < -1 || <usize>max(valueLen, 0) > recEnd - p) return DEDUP_MALFORMED;
+      if (mode == DEDUP_BY_VALUE) {
+        idPos = p; idLen = valueLen;
+      } else if (mode == DEDUP_BY_CONTENT) {
+        idPos = idStart; idLen = <i32>(recEnd - idStart);
+      } else {
+        p += <usize>max(valueLen, 0);
+        const hc = readVarint(p, recEnd); p = varintEnd;
+        if (!varintOk || hc < 0) return DEDUP_MALFORMED;
+        idLen = -1;
+        for (let j: i32 = 0; j < hc; j++) {
+          const nl = readVarint(p, recEnd); p = varintEnd;
+          if (!varintOk || nl < 0 || <usize>nl > recEnd - p) return DEDUP_MALFORMED;
+          const np = p;
+          p += <usize>nl;
+          const vl = readVarint(p, recEnd); p = varintEnd;
+          if (!varintOk || vl < -1 || <usize>max(vl, 0) > recEnd - p) return DEDUP_MALFORMED;
+          if (nl == nameLen && bytesEqual(np, name, <usize>nl)) { idPos = p; idLen = vl; break; }
+          p += <usize>max(vl, 0);
+        }
+      }
+    }
+    if (!varintOk) return DEDUP_MALFORMED;
+    if (idLen < 0) {
+      store<u8>(flags + <usize>i, FLAG_NO_IDENTITY);
+      none++;
+    } else {
+      store<u64>(hashes + ((<usize>m) << 3), xxh64(idPos, <usize>idLen, 0) & mask);
+      store<f64>(times + ((<usize>m) << 3), <f64>(firstTs + tsDelta));
+      store<u32>(idx + ((<usize>m) << 2), <u32>i);
+      m++;
+    }
+    p = recEnd;
+  }
+  if (p != end) return DEDUP_MALFORMED;
+  skipped = none;
+  return checkInsertRun(w, hashes, times, 0, m, flags, 0, idx);
+}

@@ -1,15 +1,22 @@
 // Windowed deduplication on append (docs/dedup.md).
 //
 // A DedupFilter is the AppendFilter of a partition whose topic config has
-// `dedup`. For each append it
-//   1. picks each record's identity bytes (key, value, one header, or the
-//      whole content) and writes them back to back into wasm memory, with an
-//      offsets table (one copy, no per-record allocation);
-//   2. hashes them all with xxHash64 in one wasm call (xxh64Many);
-//   3. checks and inserts the hashes in one wasm call (windowCheckInsert, the
-//      count- and age-bounded window of assembly/dedup_window.ts), which also
-//      catches duplicates inside the same append;
-// and tells the partition which records to keep before offsets are assigned.
+// `dedup`. It tells the partition which records to keep before offsets are
+// assigned, in one of two ways that decide identically:
+//   - filterEncoded (the append path when the append fits one batch): the
+//     partition has already framed the records as a batch in wasm memory, so
+//     one wasm call (dedupBatch) finds each record's identity bytes in the
+//     batch, hashes them where they lie (xxHash64) and checks the hashes
+//     against the window. Nothing is copied; when nothing is dropped the
+//     partition writes that batch as it is.
+//   - filter (appends split over several batches, confirm mode, the rebuild):
+//     the identity bytes (key, value, one header, or the whole content) are
+//     written back to back into wasm memory with an offsets table (one copy,
+//     no per-record allocation), hashed in one call (xxh64Many) and checked
+//     in one call (windowCheckInsert).
+// Both use the count- and age-bounded window of assembly/dedup_window.ts, and
+// catch duplicates inside the same append. The content identity is the same
+// bytes in both: the record's encoding from its key length varint to its end.
 //
 // There is no state besides the log: on open the window is rebuilt by
 // replaying the log's tail (the last `count` records with an identity, cut
@@ -32,8 +39,12 @@ export const DEDUP_CHUNK_RECORDS = 16384;
 export const DEDUP_CHUNK_BYTES = 1 << 20;
 /** Largest block Kernels.alloc accepts. */
 const MAX_WINDOW_BLOCK = 0x7fff0000;
-/** Marks a null key/value/header value in the content encoding. */
-const NULL_LEN = 0xffffffff;
+/** Worst-case bytes of a zig-zag varint length. */
+const MAX_VARINT = 5;
+/** dedupBatch flags (assembly/dedup_window.ts). */
+const FLAG_DUPLICATE = 1;
+/** Bytes of dedupBatch scratch per record: hash, time, record index. */
+const SCRATCH_PER_RECORD = 20;
 
 /** The window cannot be used until it has been rebuilt from the log (after a failed write, or when a rebuild failed). */
 export class DedupUnavailableError extends SedimentError {
@@ -150,6 +161,9 @@ export class DedupFilter implements AppendFilter {
   private readonly times: WasmBuffer;
   private readonly flags: WasmBuffer;
   private readonly slots: WasmBuffer; // u32 tag in, u32 matched tag out (confirm)
+  /** dedupBatch scratch (hashes, times, indexes) and the header name (header mode) in wasm memory. */
+  private readonly scratch: WasmBuffer;
+  private readonly nameBuf: WasmBuffer;
   /** Input index of each record checked in the current chunk. */
   private idx: Int32Array = new Int32Array(1024);
   /** confirm mode: identity bytes of each record checked in the current chunk (cleared after use). */
@@ -205,6 +219,9 @@ export class DedupFilter implements AppendFilter {
       this.times = new WasmBuffer(k, 1024 * 8);
       this.flags = new WasmBuffer(k, 1024);
       this.slots = new WasmBuffer(k, 16);
+      this.scratch = new WasmBuffer(k, 1024 * SCRATCH_PER_RECORD);
+      this.nameBuf = new WasmBuffer(k, this.headerName?.length ?? 0);
+      if (this.headerName) k.u8.set(this.headerName, this.nameBuf.ptr);
     } catch (err) {
       k.free(this.block);
       throw err;
@@ -242,6 +259,43 @@ export class DedupFilter implements AppendFilter {
     return keep;
   }
 
+  /**
+   * filter() for records the caller has already framed as one uncompressed
+   * batch at [ptr, ptr + size) of k's wasm memory (by
+   * RecordBatchEncoder, in the same order): the identities are hashed where
+   * they lie in the batch, in one wasm call with the window check. Returns
+   * null when every record is kept (the batch can be written as it is),
+   * otherwise the keep flags. Decides exactly as filter() would; confirm mode
+   * appends of more than DEDUP_CHUNK_RECORDS records and batches in another
+   * Kernels instance's memory go through filter().
+   */
+  filterEncoded(records: readonly NormalizedRecord[], k: Kernels, ptr: number, size: number): boolean[] | null {
+    if (this.freed) throw new InvalidArgumentError('dedup filter is closed');
+    if (this.staleError) throw this.staleError;
+    const n = records.length;
+    if (this.confirm || n > DEDUP_CHUNK_RECORDS || k !== this.k) {
+      const keep = this.filter(records);
+      for (let i = 0; i < n; i++) if (!keep[i]) return keep;
+      return null;
+    }
+    if (n === 0) return null;
+    const scratchPtr = this.scratch.ensure(n * SCRATCH_PER_RECORD);
+    const flagPtr = this.flags.ensure(n);
+    const dups = k.raw.dedupBatch(this.block, ptr, size, this.mode, this.nameBuf.ptr, this.headerName?.length ?? 0,
+      this.hashMaskLo, this.hashMaskHi, scratchPtr, flagPtr);
+    if (dups < 0) throw new InvalidArgumentError(`dedup: the encoded batch at ${ptr} (${size} bytes) does not hold ${n} records`);
+    const none = k.raw.dedupSkipped();
+    this.s.checked += n - none;
+    this.s.skipped += none;
+    this.inserts += n - none - dups;
+    if (dups === 0) return null;
+    this.s.dropped += dups;
+    const keep: boolean[] = new Array(n);
+    const f = k.u8;
+    for (let i = 0; i < n; i++) keep[i] = f[flagPtr + i] !== FLAG_DUPLICATE;
+    return keep;
+  }
+
   /** A write failed after filter(): the window may hold records that never reached the log. Rebuild it from the log. */
   aborted(): void {
     if (this.freed) return;
@@ -260,6 +314,7 @@ export class DedupFilter implements AppendFilter {
     this.k.free(this.block);
     this.block = 0;
     this.data.free(); this.offsets.free(); this.hashes.free(); this.times.free(); this.flags.free(); this.slots.free();
+    this.scratch.free(); this.nameBuf.free();
     this.ring = null;
   }
 
@@ -341,10 +396,10 @@ export class DedupFilter implements AppendFilter {
     }
   }
 
-  /** Length of a record's content encoding: key, value, headers, each length-prefixed. */
-  private static contentLength(r: NormalizedRecord): number {
-    let n = 12 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-    for (let j = 0; j < r.headerKeys.length; j++) n += 8 + r.headerKeys[j]!.length + (r.headerValues[j]?.length ?? 0);
+  /** Upper bound of a record's content encoding (see writeContent). */
+  private static contentBound(r: NormalizedRecord): number {
+    let n = 3 * MAX_VARINT + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    for (let j = 0; j < r.headerKeys.length; j++) n += 2 * MAX_VARINT + r.headerKeys[j]!.length + (r.headerValues[j]?.length ?? 0);
     return n;
   }
 
@@ -418,12 +473,17 @@ export class DedupFilter implements AppendFilter {
     }
   }
 
-  /** Content encoding: u32le key length (NULL_LEN for null), key, same for the value, u32le header count, then each header's key and value the same way. */
+  /**
+   * Content encoding: exactly the bytes of the record in a RecordBatch v2 from
+   * its key length on (what dedupBatch hashes in place): zig-zag varint key
+   * length (-1 for null), the key, the same for the value, varint header
+   * count, then each header's name and value the same way.
+   */
   private static writeContent(u8: Uint8Array, pos: number, r: NormalizedRecord): number {
     pos = writeField(u8, pos, r.key);
     pos = writeField(u8, pos, r.value);
     const hk = r.headerKeys;
-    pos = writeU32(u8, pos, hk.length);
+    pos = writeVarint(u8, pos, hk.length);
     for (let j = 0; j < hk.length; j++) {
       pos = writeField(u8, pos, hk[j]!);
       pos = writeField(u8, pos, r.headerValues[j]!);
@@ -580,7 +640,7 @@ export class DedupFilter implements AppendFilter {
       const r = records[end]!;
       let len: number;
       let b: Uint8Array | null = null;
-      if (content) len = DedupFilter.contentLength(r);
+      if (content) len = DedupFilter.contentBound(r);
       else {
         b = this.identity(r);
         if (b === null) { if (countSkipped) this.s.skipped++; end++; continue; }
@@ -593,7 +653,7 @@ export class DedupFilter implements AppendFilter {
         cap = this.data.capacity;
         u8 = k.u8; u32 = k.u32; f64 = k.f64;
       }
-      if (content) DedupFilter.writeContent(u8, dataPtr + total, r);
+      if (content) len = DedupFilter.writeContent(u8, dataPtr + total, r) - (dataPtr + total);
       else copyBytes(u8, dataPtr + total, b!);
       if (keepIds) ids[m] = b;
       total += len;
@@ -653,17 +713,20 @@ function copyBytes(u8: Uint8Array, pos: number, b: Uint8Array): number {
   return pos + n;
 }
 
-function writeU32(u8: Uint8Array, pos: number, v: number): number {
-  u8[pos] = v & 0xff;
-  u8[pos + 1] = (v >>> 8) & 0xff;
-  u8[pos + 2] = (v >>> 16) & 0xff;
-  u8[pos + 3] = (v >>> 24) & 0xff;
-  return pos + 4;
+/** Kafka's zig-zag varint of a 32-bit integer (as the batch encoder writes lengths). */
+function writeVarint(u8: Uint8Array, pos: number, n: number): number {
+  let v = ((n << 1) ^ (n >> 31)) >>> 0;
+  while (v >= 0x80) {
+    u8[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  u8[pos++] = v;
+  return pos;
 }
 
-function writeField(u8: Uint8Array, pos: number, b: Uint8Array | null): number {
-  if (b === null) return writeU32(u8, pos, NULL_LEN);
-  pos = writeU32(u8, pos, b.length);
+function writeField(u8: Uint8Array, pos: number, b: Uint8Array | null | undefined): number {
+  if (b === null || b === undefined) return writeVarint(u8, pos, -1);
+  pos = writeVarint(u8, pos, b.length);
   return copyBytes(u8, pos, b);
 }
 

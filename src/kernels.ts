@@ -45,6 +45,9 @@ export interface KernelExports {
   windowExpire(w: number, now: number): void;
   windowCheckInsert(w: number, hashes: number, times: number, tags: number, n: number, flags: number, matched: number): number;
   windowSize(w: number): number;
+  dedupBatch(w: number, batch: number, size: number, mode: number, name: number, nameLen: number,
+    maskLo: number, maskHi: number, scratch: number, flags: number): number;
+  dedupSkipped(): number;
 }
 
 function decodeBase64(b64: string): Uint8Array {

@@ -68,6 +68,13 @@ export interface ReadOptions {
 export interface AppendFilter {
   /** Returns, for each record, true to keep it. Called once per append with all its records. */
   filter(records: readonly NormalizedRecord[]): boolean[];
+  /**
+   * Optional: filter() for records the partition has already framed as one
+   * batch at [ptr, ptr + size) of k's memory (same records, same order), so
+   * the filter can read them in place. Returns null when every record is
+   * kept (that batch is then written as it is), otherwise the keep flags.
+   */
+  filterEncoded?(records: readonly NormalizedRecord[], k: Kernels, ptr: number, size: number): boolean[] | null;
   /** Called after the kept records were written, with their offsets. */
   committed?(records: readonly NormalizedRecord[], offsets: readonly number[]): void;
   /** Called when writing failed after filter(): the filter must forget what it admitted. */
@@ -385,7 +392,17 @@ export class Partition {
       total += bound;
     }
     let keep: boolean[] | null = null;
-    if (this.appendFilter && n > 0) keep = this.appendFilter.filter(norm);
+    // Size of the batch of all of norm already framed in writeBuf, or -1.
+    let framed = -1;
+    const filter = this.appendFilter;
+    if (filter && n > 0) {
+      if (filter.filterEncoded && BATCH_HEADER_SIZE + total <= limit) {
+        // Frame first so the filter reads the records in place; the kept ones are framed again only when some are dropped.
+        const size = this.encoder.encode(norm, this.writeBuf, 0);
+        keep = filter.filterEncoded(norm, this.k, this.writeBuf.ptr, size);
+        if (keep === null) framed = size;
+      } else keep = filter.filter(norm);
+    }
     let kept: NormalizedRecord[] = norm;
     let keptBounds = bounds;
     const dropped: number[] = [];
@@ -404,7 +421,8 @@ export class Partition {
       throw new InvalidArgumentError(`offsets would pass 2^53 - 1 (logEndOffset ${baseOffset})`);
     }
     try {
-      if (kept.length > 0 && BATCH_HEADER_SIZE + total <= limit) this.writeBatch(kept);
+      if (framed >= 0) this.writeFramed(norm, framed);
+      else if (kept.length > 0 && BATCH_HEADER_SIZE + total <= limit) this.writeBatch(kept);
       else {
         let start = 0;
         while (start < kept.length) {
@@ -436,7 +454,11 @@ export class Partition {
   }
 
   private writeBatch(batch: NormalizedRecord[]): void {
-    const size = this.encoder.encode(batch, this.writeBuf, 0);
+    this.writeFramed(batch, this.encoder.encode(batch, this.writeBuf, 0));
+  }
+
+  /** Writes the batch of these records that the encoder just framed in writeBuf (size bytes). */
+  private writeFramed(batch: NormalizedRecord[], size: number): void {
     let seg = this.active;
     let maxTs = batch[0]!.timestamp;
     for (let i = 1; i < batch.length; i++) if (batch[i]!.timestamp > maxTs) maxTs = batch[i]!.timestamp;
