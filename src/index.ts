@@ -12,7 +12,7 @@ export * from './index_search.js';
 export { Store, Topic } from './store.js';
 export type { StoreOptions, TopicDescription } from './store.js';
 export { Partition } from './partition.js';
-export type { AppendResult, ReadFrom, ReadOptions, AppendFilter, RemoteLogReader, PartitionStats } from './partition.js';
+export type { AppendResult, ReadFrom, ReadOptions, ViewReadOptions, AppendFilter, RemoteLogReader, PartitionStats } from './partition.js';
 export { LogSegment, segmentFileName, parseSegmentFileName } from './log_segment.js';
 export { OffsetIndex } from './offset_index.js';
 export { TimeIndex } from './time_index.js';

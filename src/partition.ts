@@ -12,7 +12,7 @@ import { Kernels, WasmBuffer } from './kernels.js';
 import { Storage } from './storage.js';
 import { LogSegment, parseSegmentFileName, segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult, MAX_READ_BATCH_BYTES } from './log_segment.js';
 import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, BatchInfo, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
-  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL, RecordBatchView } from './record_batch.js';
+  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL, RecordBatchView, ViewScratch } from './record_batch.js';
 import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
 import { TopicConfig } from './topic_config.js';
 import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
@@ -34,7 +34,7 @@ const READ_CHUNK = 1 << 20;
 /** Read contexts kept for reuse per partition. */
 const READ_POOL_MAX = 4;
 
-interface ReadContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder }
+interface ReadContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; scratch: ViewScratch | null }
 
 export interface AppendResult {
   /** Offset of the first record written (logEndOffset before the call when nothing was written). */
@@ -62,6 +62,19 @@ export interface ReadOptions {
   isolation?: 'appended' | 'flushed';
   /** Ends a tailing read. */
   signal?: AbortSignal;
+}
+
+/** Options of Partition.readViews. */
+export interface ViewReadOptions extends ReadOptions {
+  /**
+   * Reuse one set of JS buffers for every view instead of giving each view
+   * its own copy: a view then lasts only until the iterator's next step (or
+   * its end). A superseded view's accessors throw ClosedError, and keys,
+   * values and header values taken from it change under the holder, so copy
+   * what must outlive the step. Saves an allocation (and its page faults)
+   * per batch. Default false: views own their bytes.
+   */
+  reuseBuffers?: boolean;
 }
 
 /** Decides, before offsets are assigned, which records to keep (dedup). */
@@ -804,9 +817,9 @@ export class Partition {
    * consumer asks (recordAt, iteration, toRecords). Keys and values
    * (keyAt/valueAt) are views into one copy of the batch's records that the
    * view owns: they stay valid after the iteration moves on, after wasm
-   * memory grows and after the partition closes.
+   * memory grows and after the partition closes (unless opts.reuseBuffers).
    */
-  async *readViews(from: ReadFrom, opts: ReadOptions = {}): AsyncGenerator<RecordBatchView, void, undefined> {
+  async *readViews(from: ReadFrom, opts: ViewReadOptions = {}): AsyncGenerator<RecordBatchView, void, undefined> {
     if (this.closed) throw new ClosedError(`partition ${this.name}`);
     const maxRecords = opts.maxRecords ?? Infinity;
     const maxBytes = opts.maxBytes ?? Infinity;
@@ -854,7 +867,7 @@ export class Partition {
           next = Math.max(next, following.baseOffset);
           continue;
         }
-        source = this.readSegmentFrom(seg, loc.position, next, end, maxRecords - records, loc.prevLastOffset);
+        source = this.readSegmentFrom(seg, loc.position, next, end, maxRecords - records, loc.prevLastOffset, opts.reuseBuffers === true);
       }
       let progressed = false;
       let stop = false;
@@ -914,9 +927,11 @@ export class Partition {
    * in a 'delete' topic, which catches damage to a batch's baseOffset (the
    * CRC does not cover it).
    */
-  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number, limit: number, prevLast: number): AsyncGenerator<RecordBatchView, void, undefined> {
+  private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number, limit: number, prevLast: number,
+    reuse = false): AsyncGenerator<RecordBatchView, void, undefined> {
     const ctx = this.takeReadContext();
     const { buf, scanner, decoder } = ctx;
+    const scratch = reuse ? (ctx.scratch ??= new ViewScratch()) : undefined;
     const maxBatch = Math.max(Math.max(this.config.maxMessageBytes, 1 << 20) + LOG_OVERHEAD, MAX_READ_BATCH_BYTES);
     const contiguous = this.config.cleanupPolicy === 'delete';
     let expectedMin = prevLast;
@@ -947,7 +962,7 @@ export class Partition {
           expectedMin = last;
           if (last < minOffset || (b.attributes & ATTR_CONTROL) !== 0) continue;
           const ptr = buf.ptr + (b.position - pos);
-          const vopts = { minOffset, maxRecords: left, src: { file: seg.logPath, position: b.position } };
+          const vopts = { minOffset, maxRecords: left, src: { file: seg.logPath, position: b.position }, scratch };
           const view = RecordBatchDecoder.isSync(b) ? decoder.viewOf(ptr, b, vopts) : await decoder.viewOfAsync(ptr, b, vopts);
           if (view.count > 0) {
             left -= view.count;
@@ -974,10 +989,13 @@ export class Partition {
   }
 
   private takeReadContext(): ReadContext {
-    return this.readPool.pop() ?? { buf: new WasmBuffer(this.k, FIRST_READ_CHUNK), scanner: new BatchScanner(this.k, 1024), decoder: new RecordBatchDecoder(this.k) };
+    return this.readPool.pop() ?? { buf: new WasmBuffer(this.k, FIRST_READ_CHUNK), scanner: new BatchScanner(this.k, 1024), decoder: new RecordBatchDecoder(this.k), scratch: null };
   }
 
   private releaseReadContext(c: ReadContext): void {
+    // Views made with the context's scratch end with the read that made them.
+    c.scratch?.release();
+    if (c.scratch && c.scratch.capacity > 4 * READ_CHUNK) c.scratch = null;
     if (!this.closed && this.readPool.length < READ_POOL_MAX && c.buf.capacity <= 4 * READ_CHUNK) { this.readPool.push(c); return; }
     c.buf.free();
     c.scanner.free();

@@ -3,7 +3,7 @@
 // batch's records. Byte layout: docs/format.md.
 
 import { Kernels, WasmBuffer } from './kernels.js';
-import { CorruptionError, InvalidArgumentError, RecordTooLargeError, UnsupportedCodecError } from './errors.js';
+import { ClosedError, CorruptionError, InvalidArgumentError, RecordTooLargeError, UnsupportedCodecError } from './errors.js';
 import { NormalizedRecord, StoredRecord, RecordHeader, decodeUtf8 } from './record.js';
 
 export const BATCH_HEADER_SIZE = 61;
@@ -582,19 +582,41 @@ export class RecordBatchDecoder {
         h1 += hc;
       }
     }
+    // Every field of record i lies at or after its key position and before
+    // record i + 1's: with bytes === null, copy exactly the span of the
+    // records returned.
     const u32 = k.u32;
-    let backing: Uint8Array;
-    if (bytes === null) {
-      // Every field of record i lies at or after its key position and before
-      // record i + 1's: copy exactly the span of the records returned.
-      const spanStart = u32[w0 + i0 * RECORD_ROW_WORDS + 3]!;
-      const spanEnd = i1 < count ? u32[w0 + i1 * RECORD_ROW_WORDS + 3]! : ptr + len;
-      backing = k.u8.slice(spanStart, spanEnd);
-      delta = -spanStart;
-    } else backing = bytes;
-    const rows = i32.slice(w0 + i0 * RECORD_ROW_WORDS, w0 + i1 * RECORD_ROW_WORDS);
-    const hdrs = h1 > h0 ? i32.slice((hdrPtr >>> 2) + h0 * HEADER_ROW_WORDS, (hdrPtr >>> 2) + h1 * HEADER_ROW_WORDS) : null;
-    return new RecordBatchView(info, i1 - i0, backing, delta, rows, 0, hdrs, null);
+    const spanStart = bytes === null ? u32[w0 + i0 * RECORD_ROW_WORDS + 3]! : 0;
+    const spanEnd = bytes === null ? (i1 < count ? u32[w0 + i1 * RECORD_ROW_WORDS + 3]! : ptr + len) : 0;
+    const rowWords = (i1 - i0) * RECORD_ROW_WORDS;
+    const hdrWords = (h1 - h0) * HEADER_ROW_WORDS;
+    const rowsSrc = i32.subarray(w0 + i0 * RECORD_ROW_WORDS, w0 + i1 * RECORD_ROW_WORDS);
+    const hdrsSrc = i32.subarray((hdrPtr >>> 2) + h0 * HEADER_ROW_WORDS, (hdrPtr >>> 2) + h1 * HEADER_ROW_WORDS);
+    let rows: Int32Array;
+    let hdrs: Int32Array | null;
+    let backing: Uint8Array | null = bytes;
+    let lease = OWNED;
+    const scratch = opts.scratch;
+    if (scratch) {
+      // Reused JS memory: the previous view from this scratch ends here.
+      lease = scratch.renew();
+      rows = scratch.rowTable(rowWords);
+      rows.set(rowsSrc);
+      hdrs = hdrWords > 0 ? scratch.headerTable(hdrWords) : null;
+      if (hdrs) hdrs.set(hdrsSrc);
+      if (backing === null) { backing = scratch.byteSpan(spanEnd - spanStart); backing.set(k.u8.subarray(spanStart, spanEnd)); }
+    } else {
+      // One allocation holds the row tables and (when copied) the bytes.
+      const tableBytes = (rowWords + hdrWords) * 4;
+      const ab = new ArrayBuffer(tableBytes + (backing === null ? spanEnd - spanStart : 0));
+      rows = new Int32Array(ab, 0, rowWords);
+      rows.set(rowsSrc);
+      hdrs = hdrWords > 0 ? new Int32Array(ab, rowWords * 4, hdrWords) : null;
+      if (hdrs) hdrs.set(hdrsSrc);
+      if (backing === null) { backing = new Uint8Array(ab, tableBytes, spanEnd - spanStart); backing.set(k.u8.subarray(spanStart, spanEnd)); }
+    }
+    if (bytes === null) delta = backing!.byteOffset - spanStart;
+    return new RecordBatchView(info, i1 - i0, backing, delta, rows, 0, hdrs, null, lease);
   }
 
   free(): void {
@@ -602,6 +624,59 @@ export class RecordBatchDecoder {
     this.viewScanner?.free();
     this.viewScanner = undefined;
   }
+}
+
+/** Whether views sharing reused memory may still be read. */
+interface ViewLease { live: boolean }
+/** The lease of views that own their memory (never ends). */
+const OWNED: ViewLease = Object.freeze({ live: true });
+
+/**
+ * Reusable JS memory for views that only need to last until the next view:
+ * a view made with a scratch (BatchViewOptions.scratch) copies its records
+ * and row tables into this memory instead of allocating, and making the next
+ * view with the same scratch (or release()) ends it: its accessors then
+ * throw ClosedError, and the keys, values and header values it handed out
+ * see the next view's bytes. Growing only, up to the largest batch seen.
+ */
+export class ViewScratch {
+  private bytes = new Uint8Array(0);
+  private rows = new Int32Array(0);
+  private hdrs = new Int32Array(0);
+  private lease: ViewLease = { live: true };
+
+  /** Ends the views made with this scratch so far. */
+  release(): void { this.lease.live = false; }
+
+  /** Bytes held (for pooling decisions). */
+  get capacity(): number { return this.bytes.length + 4 * (this.rows.length + this.hdrs.length); }
+
+  /** @internal Ends the current views and starts a new lease. */
+  renew(): ViewLease { this.lease.live = false; this.lease = { live: true }; return this.lease; }
+
+  /** @internal */
+  byteSpan(n: number): Uint8Array {
+    if (this.bytes.length < n) this.bytes = new Uint8Array(grownSize(this.bytes.length, n));
+    return this.bytes;
+  }
+
+  /** @internal */
+  rowTable(words: number): Int32Array {
+    if (this.rows.length < words) this.rows = new Int32Array(grownSize(this.rows.length, words));
+    return this.rows;
+  }
+
+  /** @internal */
+  headerTable(words: number): Int32Array {
+    if (this.hdrs.length < words) this.hdrs = new Int32Array(grownSize(this.hdrs.length, words));
+    return this.hdrs;
+  }
+}
+
+function grownSize(have: number, need: number): number {
+  let n = Math.max(1024, have);
+  while (n < need) n *= 2;
+  return n;
 }
 
 /** Options of RecordBatchDecoder.viewOf. */
@@ -612,6 +687,11 @@ export interface BatchViewOptions {
   maxRecords?: number;
   /** Where the batch came from, for error messages. */
   src?: BatchSource;
+  /**
+   * Copy into this reused memory instead of allocating: the view lasts only
+   * until the next view made with the same scratch (see ViewScratch).
+   */
+  scratch?: ViewScratch;
 }
 
 /** Options of RecordBatchDecoder.decodeView. */
@@ -667,10 +747,12 @@ export class RecordBatchView implements Iterable<StoredRecord> {
   private hdrIndex: Int32Array | null = null;
   private readonly records: readonly StoredRecord[] | null;
   private readonly bytesRef: Uint8Array | null;
+  private readonly lease: ViewLease;
 
   /** @internal Use RecordBatchDecoder.decodeView / viewOf or RecordBatchView.fromRecords. */
   constructor(batch: BatchInfo | null, count: number, bytes: Uint8Array | null, delta: number, rows: Int32Array | null,
-    first: number, hdrs: Int32Array | null, records: readonly StoredRecord[] | null) {
+    first: number, hdrs: Int32Array | null, records: readonly StoredRecord[] | null, lease: ViewLease = OWNED) {
+    this.lease = lease;
     this.batch = batch;
     this.count = count;
     this.bytesRef = bytes;
@@ -698,8 +780,12 @@ export class RecordBatchView implements Iterable<StoredRecord> {
 
   private row(i: number): number {
     if ((i >>> 0) !== i || i >= this.count) throw new InvalidArgumentError(`record index ${String(i)} is outside 0..${this.count - 1}`);
+    if (!this.lease.live) throw new ClosedError('record batch view (its reused buffers hold a later batch now)');
     return (this.first + i) * RECORD_ROW_WORDS;
   }
+
+  /** False once a view made with a ViewScratch was superseded; views that own their memory stay valid. */
+  get valid(): boolean { return this.lease.live; }
 
   /** Offset of the view's first record (undefined when empty). */
   get firstOffset(): number | undefined { return this.count === 0 ? undefined : this.offsetAt(0); }
@@ -765,7 +851,8 @@ export class RecordBatchView implements Iterable<StoredRecord> {
     let idx = this.hdrIndex;
     if (idx === null) {
       const rows = this.rows!;
-      const n = rows.length / RECORD_ROW_WORDS;
+      // Rows past first + count may be stale (reused tables): never read them.
+      const n = this.first + this.count;
       idx = new Int32Array(n + 1);
       let h = 0;
       for (let j = 0; j < n; j++) { idx[j] = h; h += rows[j * RECORD_ROW_WORDS + 7]!; }
@@ -837,9 +924,10 @@ export class RecordBatchView implements Iterable<StoredRecord> {
     if ((start >>> 0) !== start || (end >>> 0) !== end || start > end || end > this.count) {
       throw new InvalidArgumentError(`slice ${String(start)}..${String(end)} is outside 0..${this.count}`);
     }
+    if (!this.lease.live) throw new ClosedError('record batch view (its reused buffers hold a later batch now)');
     if (start === 0 && end === this.count) return this;
     if (this.rows === null) return RecordBatchView.fromRecords(this.records!.slice(start, end));
-    const v = new RecordBatchView(this.batch, end - start, this.bytesRef, this.delta, this.rows, this.first + start, this.hdrs, null);
+    const v = new RecordBatchView(this.batch, end - start, this.bytesRef, this.delta, this.rows, this.first + start, this.hdrs, null, this.lease);
     v.hdrIndex = this.hdrIndex;
     return v;
   }
