@@ -43,7 +43,7 @@ const H_GEN: usize = 24;    // word (0 or 1) of the current generation in each s
 const H_GEN_LEFT: usize = 28; // inserts left in the current generation
 const H_AGE: usize = 32;
 const H_TOUCH: usize = 40;  // scratch: sink of the prefetch loads
-const PREFETCH: i32 = 8;
+const PREFETCH: i32 = 16; // a power of two
 const HEADER: usize = 64;
 const ENTRY: usize = 16;
 const PAIR: usize = 16;
@@ -138,9 +138,16 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
   // miss overlaps with the work on this key.
   let touch: u64 = 0;
   for (let i: i32 = 0; i < n; i++) {
-    if (i + PREFETCH < n) {
-      const ah = load<u64>(hashes + ((<usize>(i + PREFETCH)) << 3));
-      touch ^= load<u64>(t + <usize>(mix(ah) >> shift) * PAIR);
+    if ((i & (PREFETCH - 1)) == 0) {
+      // At the start of each group of PREFETCH keys, touch the home pairs of
+      // the next group back to back: independent loads, so their cache
+      // misses overlap each other and the work on this group.
+      const from = i == 0 ? 0 : i + PREFETCH;
+      const to = min(i + 2 * PREFETCH, n);
+      for (let j = from; j < to; j++) {
+        const ah = load<u64>(hashes + ((<usize>j) << 3));
+        touch ^= load<u64>(t + <usize>(mix(ah) >> shift) * PAIR);
+      }
     }
     const h = load<u64>(hashes + ((<usize>i) << 3));
     const now = load<f64>(times + ((<usize>i) << 3));
@@ -263,6 +270,27 @@ export function dedupSkipped(): i32 { return skipped; }
 
 @inline function loadBE32(p: usize): u32 { return bswap<u32>(load<u32>(p)); }
 
+/**
+ * The zig-zag varint at p (within [p, end)) as (value << 8) | its byte
+ * length; byte length 0 when it is malformed. Lengths under 64 and 8192 take
+ * one and two bytes: those are decoded inline, the rest by readVarint.
+ */
+@inline function rv(p: usize, end: usize): i64 {
+  if (p + 2 <= end) {
+    const b0 = <u32>load<u8>(p);
+    if (b0 < 0x80) return (<i64>(<i32>(b0 >>> 1) ^ -<i32>(b0 & 1)) << 8) | 1;
+    const b1 = <u32>load<u8>(p, 1);
+    if (b1 < 0x80) {
+      const u = (b0 & 0x7f) | (b1 << 7);
+      return (<i64>(<i32>(u >>> 1) ^ -<i32>(u & 1)) << 8) | 2;
+    }
+  }
+  varintOk = true;
+  const v = readVarint(p, end);
+  if (!varintOk) return 0;
+  return (<i64>v << 8) | <i64>(varintEnd - p);
+}
+
 function bytesEqual(a: usize, b: usize, n: usize): bool {
   let i: usize = 0;
   for (; i + 8 <= n; i += 8) if (load<u64>(a + i) != load<u64>(b + i)) return false;
@@ -307,46 +335,68 @@ export function dedupBatch(
   let p = batch + 61;
   let m: i32 = 0;
   let none: i32 = 0;
-  varintOk = true;
   for (let i: i32 = 0; i < n; i++) {
-    const recLen = readVarint(p, end);
-    p = varintEnd;
-    if (!varintOk || recLen < 1 || <usize>recLen > end - p) return DEDUP_MALFORMED;
+    let r = rv(p, end);
+    const recLen = <i32>(r >> 8);
+    p += <usize>(r & 0xff);
+    if ((r & 0xff) == 0 || recLen < 1 || <usize>recLen > end - p) return DEDUP_MALFORMED;
     const recEnd = p + <usize>recLen;
     p++; // attributes
-    const tsDelta = readVarlong(p, recEnd); p = varintEnd;
-    readVarint(p, recEnd); p = varintEnd; // offset delta
+    // Timestamp delta (a varlong): one byte when the records share a timestamp.
+    let tsDelta: i64;
+    const t0: u32 = p < recEnd ? <u32>load<u8>(p) : 0x80;
+    if (t0 < 0x80) {
+      tsDelta = <i64>(<i32>(t0 >>> 1) ^ -<i32>(t0 & 1));
+      p++;
+    } else {
+      varintOk = true;
+      tsDelta = readVarlong(p, recEnd);
+      if (!varintOk) return DEDUP_MALFORMED;
+      p = varintEnd;
+    }
+    r = rv(p, recEnd); // offset delta
+    if ((r & 0xff) == 0) return DEDUP_MALFORMED;
+    p += <usize>(r & 0xff);
     const idStart = p;
-    const keyLen = readVarint(p, recEnd); p = varintEnd;
-    if (!varintOk || keyLen < -1 || <usize>max(keyLen, 0) > recEnd - p) return DEDUP_MALFORMED;
+    r = rv(p, recEnd);
+    const keyLen = <i32>(r >> 8);
+    p += <usize>(r & 0xff);
+    if ((r & 0xff) == 0 || keyLen < -1 || <usize>max(keyLen, 0) > recEnd - p) return DEDUP_MALFORMED;
     let idPos: usize = p;
     let idLen: i32 = keyLen;
     if (mode != DEDUP_BY_KEY) {
       p += <usize>max(keyLen, 0);
-      const valueLen = readVarint(p, recEnd); p = varintEnd;
-      if (!varintOk || valueLen < -1 || <usize>max(valueLen, 0) > recEnd - p) return DEDUP_MALFORMED;
+      r = rv(p, recEnd);
+      const valueLen = <i32>(r >> 8);
+      p += <usize>(r & 0xff);
+      if ((r & 0xff) == 0 || valueLen < -1 || <usize>max(valueLen, 0) > recEnd - p) return DEDUP_MALFORMED;
       if (mode == DEDUP_BY_VALUE) {
         idPos = p; idLen = valueLen;
       } else if (mode == DEDUP_BY_CONTENT) {
         idPos = idStart; idLen = <i32>(recEnd - idStart);
       } else {
         p += <usize>max(valueLen, 0);
-        const hc = readVarint(p, recEnd); p = varintEnd;
-        if (!varintOk || hc < 0) return DEDUP_MALFORMED;
+        r = rv(p, recEnd);
+        const hc = <i32>(r >> 8);
+        p += <usize>(r & 0xff);
+        if ((r & 0xff) == 0 || hc < 0) return DEDUP_MALFORMED;
         idLen = -1;
         for (let j: i32 = 0; j < hc; j++) {
-          const nl = readVarint(p, recEnd); p = varintEnd;
-          if (!varintOk || nl < 0 || <usize>nl > recEnd - p) return DEDUP_MALFORMED;
+          r = rv(p, recEnd);
+          const nl = <i32>(r >> 8);
+          p += <usize>(r & 0xff);
+          if ((r & 0xff) == 0 || nl < 0 || <usize>nl > recEnd - p) return DEDUP_MALFORMED;
           const np = p;
           p += <usize>nl;
-          const vl = readVarint(p, recEnd); p = varintEnd;
-          if (!varintOk || vl < -1 || <usize>max(vl, 0) > recEnd - p) return DEDUP_MALFORMED;
+          r = rv(p, recEnd);
+          const vl = <i32>(r >> 8);
+          p += <usize>(r & 0xff);
+          if ((r & 0xff) == 0 || vl < -1 || <usize>max(vl, 0) > recEnd - p) return DEDUP_MALFORMED;
           if (nl == nameLen && bytesEqual(np, name, <usize>nl)) { idPos = p; idLen = vl; break; }
           p += <usize>max(vl, 0);
         }
       }
     }
-    if (!varintOk) return DEDUP_MALFORMED;
     if (idLen < 0) {
       store<u8>(flags + <usize>i, FLAG_NO_IDENTITY);
       none++;
