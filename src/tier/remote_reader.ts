@@ -180,15 +180,6 @@ export class RemotePartitionReader implements RemoteLogReader {
     return this.o.cache.get(this.chunkKey(seg, ci), () => this.o.store.read(key, { offset, size: len }));
   }
 
-  /** Starts fetching chunk ci into the cache unless it is there or on its way. */
-  prefetchChunk(seg: ManifestSegment, ci: number): void {
-    const key = this.objectKey(seg, 'log');
-    const C = this.o.chunkBytes;
-    const offset = ci * C;
-    const len = Math.min(C, seg.objects.log.size - offset);
-    this.o.cache.prefetch(this.chunkKey(seg, ci), () => this.o.store.read(key, { offset, size: len }));
-  }
-
   /** A streamed chunk, complete: kept in the cache like a fetched one. */
   keepChunk(seg: ManifestSegment, ci: number, buf: Buffer): void {
     this.o.cache.prefetch(this.chunkKey(seg, ci), () => Promise.resolve(buf));
@@ -367,6 +358,28 @@ export class RemotePartitionReader implements RemoteLogReader {
     for await (const view of this.readViews(offset, localStart, opts)) yield view.toRecords();
   }
 
+  /**
+   * @internal The bytes of the .log of the archive's segment number segIndex
+   * (in the current manifest) from position to its end, as the sources
+   * deliver them to the scanner, each piece with its absolute position
+   * (tests of the sources). want is the read's expected extent, as for reads.
+   */
+  async *logBytes(segIndex: number, position: number, want = Infinity): AsyncGenerator<{ position: number; bytes: Uint8Array }, void, undefined> {
+    const seg = this.o.manifest()?.segments[segIndex];
+    if (!seg) throw new RangeError(`no archived segment ${segIndex}`);
+    const src = this.openSource(seg, position, want);
+    try {
+      for (;;) {
+        const at = src.position;
+        const bytes = await src.next();
+        if (bytes === null) return;
+        yield { position: at, bytes };
+      }
+    } finally {
+      src.close();
+    }
+  }
+
   /** First archived offset whose record timestamp is >= ts, or null. */
   async offsetForTimestamp(ts: number): Promise<number | null> {
     const m = this.o.manifest();
@@ -439,6 +452,12 @@ class RangedSource implements LogSource {
   private readonly lastWanted: number;
   /** Highest chunk index requested so far. */
   private requested = -1;
+  /**
+   * The chunks this source requested and has not read yet (at most
+   * prefetchDepth() + 1): held here too, so a chunk the cache cannot keep
+   * (or evicts) is not fetched twice.
+   */
+  private readonly pending = new Map<number, Promise<Buffer>>();
   private closed = false;
 
   constructor(r: RemotePartitionReader, seg: ManifestSegment, position: number, want: number) {
@@ -466,15 +485,23 @@ class RangedSource implements LogSource {
     let last = Math.min(lastChunk, ci + this.r.prefetchDepth());
     if (ci <= this.lastWanted) last = Math.min(last, this.lastWanted);
     for (let j = includeFirst ? ci : ci + 1; j <= last; j++) {
-      if (j > this.requested) { this.r.prefetchChunk(this.seg, j); this.requested = j; }
+      if (j > this.requested) this.request(j);
     }
+  }
+
+  private request(ci: number): Promise<Buffer> {
+    const p = this.r.chunk(this.seg, ci);
+    p.catch(() => undefined); // a chunk never read (the read stopped) must not fail unhandled; next() sees the error
+    this.pending.set(ci, p);
+    if (ci > this.requested) this.requested = ci;
+    return p;
   }
 
   async next(): Promise<Uint8Array | null> {
     if (this.closed || this.position >= this.size) return null;
     const ci = Math.floor(this.position / this.C);
-    const p = this.r.chunk(this.seg, ci);
-    if (ci > this.requested) this.requested = ci;
+    const p = this.pending.get(ci) ?? this.request(ci);
+    this.pending.delete(ci);
     this.prefetchFrom(ci, false);
     const chunk = await p;
     const from = this.position - ci * this.C;
@@ -483,7 +510,10 @@ class RangedSource implements LogSource {
     return from === 0 ? chunk : chunk.subarray(from);
   }
 
-  close(): void { this.closed = true; }
+  close(): void {
+    this.closed = true;
+    this.pending.clear();
+  }
 }
 
 /**
