@@ -792,12 +792,12 @@ export class Partition {
    * timestamp). Every batch is CRC-checked; corruption throws CorruptionError
    * naming the file and position, after the valid records before it.
    * One record per iteration; readBatches() gives the same records an array
-   * at a time, without a generator step per record.
+   * at a time, readViews() a view per batch. The iterator steps through each
+   * batch view without a generator step per record (records are built as
+   * they are asked for); return() (a `break`) closes the read.
    */
-  async *read(from: ReadFrom, opts: ReadOptions = {}): AsyncGenerator<StoredRecord, void, undefined> {
-    for await (const records of this.readBatches(from, opts)) {
-      for (const r of records) yield r;
-    }
+  read(from: ReadFrom, opts: ReadOptions = {}): AsyncGenerator<StoredRecord, void, undefined> {
+    return new RecordIterator(this.readViews(from, opts));
   }
 
   /**
@@ -1040,6 +1040,73 @@ export class Partition {
 /** Adapts a record iterator to the chunked form read() consumes. */
 async function* chunked(src: AsyncIterable<StoredRecord>): AsyncGenerator<StoredRecord[], void, undefined> {
   for await (const r of src) yield [r];
+}
+
+/**
+ * The records of a stream of batch views, one per next(): the records of the
+ * current view are handed out from already resolved promises, and the source
+ * is only awaited for the next view. Calls are served in order (a next()
+ * made while another waits for the source is chained after it), as an async
+ * generator serves them.
+ */
+class RecordIterator implements AsyncGenerator<StoredRecord, void, undefined> {
+  private readonly src: AsyncGenerator<RecordBatchView, void, undefined>;
+  private view: RecordBatchView | null = null;
+  private i = 0;
+  private finished = false;
+  /** The call waiting for the source, if any. */
+  private waiting: Promise<IteratorResult<StoredRecord, void>> | null = null;
+
+  constructor(src: AsyncGenerator<RecordBatchView, void, undefined>) {
+    this.src = src;
+  }
+
+  next(): Promise<IteratorResult<StoredRecord, void>> {
+    if (this.waiting !== null) return this.waiting.then(() => this.next(), () => this.next());
+    const v = this.view;
+    if (v !== null && this.i < v.count) return Promise.resolve({ value: v.recordAt(this.i++), done: false });
+    if (this.finished) return Promise.resolve({ value: undefined, done: true });
+    const p = this.pull();
+    this.waiting = p;
+    const clear = () => { if (this.waiting === p) this.waiting = null; };
+    p.then(clear, clear);
+    return p;
+  }
+
+  private async pull(): Promise<IteratorResult<StoredRecord, void>> {
+    this.view = null;
+    for (;;) {
+      let r: IteratorResult<RecordBatchView, void>;
+      try {
+        r = await this.src.next();
+      } catch (err) {
+        this.finished = true;
+        throw err;
+      }
+      if (r.done) { this.finished = true; return { value: undefined, done: true }; }
+      if (r.value.count > 0) {
+        this.view = r.value;
+        this.i = 1;
+        return { value: r.value.recordAt(0), done: false };
+      }
+    }
+  }
+
+  async return(): Promise<IteratorResult<StoredRecord, void>> {
+    this.finished = true;
+    this.view = null;
+    await this.src.return(undefined);
+    return { value: undefined, done: true };
+  }
+
+  async throw(err: unknown): Promise<IteratorResult<StoredRecord, void>> {
+    this.finished = true;
+    this.view = null;
+    await this.src.return(undefined);
+    throw err;
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<StoredRecord, void, undefined> { return this; }
 }
 
 /** Record chunks (tiered storage) as views. */
