@@ -608,12 +608,12 @@ export class RecordBatchDecoder {
     } else {
       // One allocation holds the row tables and (when copied) the bytes.
       const tableBytes = (rowWords + hdrWords) * 4;
-      const ab = new ArrayBuffer(tableBytes + (backing === null ? spanEnd - spanStart : 0));
-      rows = new Int32Array(ab, 0, rowWords);
+      const { ab, at } = ownedMemory(tableBytes + (backing === null ? spanEnd - spanStart : 0));
+      rows = new Int32Array(ab, at, rowWords);
       rows.set(rowsSrc);
-      hdrs = hdrWords > 0 ? new Int32Array(ab, rowWords * 4, hdrWords) : null;
+      hdrs = hdrWords > 0 ? new Int32Array(ab, at + rowWords * 4, hdrWords) : null;
       if (hdrs) hdrs.set(hdrsSrc);
-      if (backing === null) { backing = new Uint8Array(ab, tableBytes, spanEnd - spanStart); backing.set(k.u8.subarray(spanStart, spanEnd)); }
+      if (backing === null) { backing = new Uint8Array(ab, at + tableBytes, spanEnd - spanStart); backing.set(k.u8.subarray(spanStart, spanEnd)); }
     }
     if (bytes === null) delta = backing!.byteOffset - spanStart;
     return new RecordBatchView(info, i1 - i0, backing, delta, rows, 0, hdrs, null, lease);
@@ -624,6 +624,29 @@ export class RecordBatchDecoder {
     this.viewScanner?.free();
     this.viewScanner = undefined;
   }
+}
+
+/**
+ * Views' own memory: pieces up to SLAB_PIECE_MAX bytes are cut from shared
+ * SLAB_BYTES slabs (an ArrayBuffer allocation costs about a microsecond, as
+ * much as decoding 50 small records: 1.1 vs 0.66 µs for a 3.6 KB table in one
+ * run); larger ones get their own ArrayBuffer. Slabs stay below glibc's mmap
+ * threshold (128 KiB), so they do not take fresh pages. A slab lives while
+ * any view cut from it does, so a small view can keep up to SLAB_BYTES alive.
+ * Pieces are never reused: a view's bytes never change.
+ */
+const SLAB_BYTES = 64 * 1024;
+const SLAB_PIECE_MAX = 8 * 1024;
+let slab: ArrayBuffer | null = null;
+let slabUsed = 0;
+
+function ownedMemory(n: number): { ab: ArrayBuffer; at: number } {
+  if (n > SLAB_PIECE_MAX) return { ab: new ArrayBuffer(n), at: 0 };
+  const size = (n + 7) & ~7; // keeps Int32Array pieces aligned
+  if (slab === null || slabUsed + size > SLAB_BYTES) { slab = new ArrayBuffer(SLAB_BYTES); slabUsed = 0; }
+  const at = slabUsed;
+  slabUsed += size;
+  return { ab: slab, at };
 }
 
 /** Whether views sharing reused memory may still be read. */

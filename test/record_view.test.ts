@@ -321,3 +321,20 @@ test('fromRecords: the same accessors over decoded records', async () => {
   assert.deepEqual(v.slice(1).toRecords(), recs.slice(1));
   assert.equal(v.indexOfOffset(4), 1);
 });
+
+test('owned views never change: hundreds of small views decoded in a row all keep their records', async () => {
+  const views: { view: RecordBatchView; want: StoredRecord[] }[] = [];
+  for (let b = 0; b < 300; b++) {
+    const records = Array.from({ length: 1 + (b % 13) }, (_, i) => ({
+      key: i % 3 === 0 ? null : `k${b}.${i}`, value: randomBytes((b * 7 + i) % 50, b * 100 + i + 1), headers: i % 4 === 1 ? { h: `${b}` } : undefined,
+    }));
+    const bytes = encode(records, b * 20);
+    const want = await copyingDecode(bytes);
+    // Both kinds: views into the input (tables owned) and views that copy their bytes out of wasm memory.
+    views.push({ view: decoder.decodeView(bytes), want });
+    const p = inBuf.ensure(bytes.length);
+    k.u8.set(bytes, p);
+    views.push({ view: decoder.viewOf(p, scanner.scan(p, bytes.length).batches[0]!), want });
+  }
+  for (const { view, want } of views) assert.deepEqual(viaAccessors(view), want);
+});
