@@ -10,9 +10,10 @@
 //     expected to go past it (a consumer catching up, a whole segment): one
 //     streamed GET of the object (OpenDAL Reader). The bytes are handed to
 //     the scanner in pieces as they arrive, so the transfer and the CRC
-//     checks and decoding overlap, with one request per segment. Complete
-//     chunks are put in the cache as they fill. If the stream fails, the read
-//     goes on from the same position with ranged reads (retried, typed errors).
+//     checks and decoding overlap, with one request per segment. The bytes
+//     land in pooled reusable blocks and bypass the cache (a streamed read
+//     passes through once). If the stream fails, the read goes on from the
+//     same position with ranged reads (retried, typed errors).
 //   - RangedSource, for everything else: chunkBytes ranged reads (aligned to
 //     the object start) through the shared bounded ChunkCache, prefetching
 //     the next chunks the read is expected to need, never more than the cache
@@ -71,8 +72,6 @@ export interface RemoteReadStats {
 
 /** A streamed read hands bytes to the scanner in pieces of at least this many (except at the end). */
 export const STREAM_PIECE_BYTES = 256 << 10;
-/** One Reader.read call asks for at most this many bytes. */
-const STREAM_READ_BYTES = 1 << 20;
 /** Bytes a stream receives ahead of what the read has taken, at most. */
 export const STREAM_AHEAD_BYTES = 2 << 20;
 
@@ -178,11 +177,6 @@ export class RemotePartitionReader implements RemoteLogReader {
     const len = Math.min(C, seg.objects.log.size - offset);
     this.stats.chunksRead++;
     return this.o.cache.get(this.chunkKey(seg, ci), () => this.o.store.read(key, { offset, size: len }));
-  }
-
-  /** A streamed chunk, complete: kept in the cache like a fetched one. */
-  keepChunk(seg: ManifestSegment, ci: number, buf: Buffer): void {
-    this.o.cache.prefetch(this.chunkKey(seg, ci), () => Promise.resolve(buf));
   }
 
   /**
@@ -516,24 +510,42 @@ class RangedSource implements LogSource {
   }
 }
 
+/** Bytes of one stream buffer block. */
+const STREAM_BLOCK_BYTES = 1 << 20;
+/** Idle stream blocks kept for reuse, process-wide. */
+const STREAM_BLOCKS_POOLED = 8;
+const blockPool: Buffer[] = [];
+
+function takeBlock(): Buffer { return blockPool.pop() ?? Buffer.allocUnsafe(STREAM_BLOCK_BYTES); }
+function giveBlock(b: Buffer): void { if (blockPool.length < STREAM_BLOCKS_POOLED) blockPool.push(b); }
+
+/** Received bytes [start, end) of a block. */
+interface Piece { block: Buffer; start: number; end: number }
+
 /**
  * One streamed GET of the whole object (OpenDAL Reader), delivering the
  * bytes from position on in pieces as they arrive. A pump reads into
- * chunk-sized buffers (complete chunks go to the cache) and stays at most
- * STREAM_AHEAD_BYTES ahead of the consumer. When the stream fails or ends
- * early, the rest is read by a RangedSource from the same position (which
- * retries and raises the typed errors).
+ * reusable 1 MiB blocks (pooled; a block goes back to the pool once the
+ * read has moved past it) and stays at most STREAM_AHEAD_BYTES ahead of the
+ * consumer. Streamed bytes are not put in the chunk cache: a read that
+ * streams goes through the segment once, and filling the cache with it would
+ * only push out the chunks and indexes that point reads reuse. When the
+ * stream fails or ends early, the rest is read by a RangedSource from the
+ * same position (which retries and raises the typed errors).
  */
 class StreamSource implements LogSource {
   position: number;
   private readonly r: RemotePartitionReader;
   private readonly seg: ManifestSegment;
   private readonly size: number;
-  private readonly C: number;
   /** Received pieces not yet taken, in order, contiguous, ending at streamPos. */
-  private readonly pieces: Buffer[] = [];
+  private readonly pieces: Piece[] = [];
   private queued = 0;
   private streamPos = 0;
+  /** The block the pump writes into (a read may be in flight into it). */
+  private fill: Buffer | null = null;
+  /** The block of the piece last returned (the consumer reads it until its next call). */
+  private held: Buffer | null = null;
   private ended = false;
   private error: unknown = null;
   private closed = false;
@@ -547,7 +559,6 @@ class StreamSource implements LogSource {
     this.seg = seg;
     this.position = position;
     this.size = seg.objects.log.size;
-    this.C = r.chunkSize;
     void this.pump();
   }
 
@@ -558,29 +569,24 @@ class StreamSource implements LogSource {
       const store = this.r.objectStore;
       store.counters.requests++;
       const rd: OpenDalReader = await store.operator.reader(this.r.logKey(this.seg));
+      let filled = 0;
       while (this.streamPos < this.size && !this.closed) {
-        const ci = Math.floor(this.streamPos / this.C);
-        const chunkStart = ci * this.C;
-        const buf = Buffer.allocUnsafe(Math.min(this.C, this.size - chunkStart));
-        let filled = 0;
-        while (filled < buf.length && !this.closed) {
-          while (this.queued >= STREAM_AHEAD_BYTES && !this.closed) await new Promise<void>((resolve) => { this.resume = resolve; });
-          if (this.closed) break;
-          const n = Number(await rd.read(buf.subarray(filled, Math.min(buf.length, filled + STREAM_READ_BYTES))));
-          if (!(n > 0)) throw new Error(`the object ended after ${this.streamPos} of ${this.size} bytes`);
-          store.counters.bytesRead += n;
-          // Bytes before the read's start position (in the first chunk) are received but not delivered.
-          const a = Math.max(this.streamPos, this.position + this.queued);
-          const b = this.streamPos + n;
-          if (b > a) {
-            this.pieces.push(buf.subarray(a - chunkStart, b - chunkStart));
-            this.queued += b - a;
-          }
-          filled += n;
-          this.streamPos = b;
-          if (this.queued >= STREAM_PIECE_BYTES || this.streamPos >= this.size) this.signal();
+        while (this.queued >= STREAM_AHEAD_BYTES && !this.closed) await new Promise<void>((resolve) => { this.resume = resolve; });
+        if (this.closed) break;
+        if (this.fill === null || filled === this.fill.length) { this.fill = takeBlock(); filled = 0; }
+        const block = this.fill;
+        const n = Number(await rd.read(block.subarray(filled, Math.min(block.length, filled + (this.size - this.streamPos)))));
+        if (!(n > 0)) throw new Error(`the object ended after ${this.streamPos} of ${this.size} bytes`);
+        store.counters.bytesRead += n;
+        // Bytes before the read's start position are received but not delivered.
+        const skip = Math.max(0, this.position + this.queued - this.streamPos);
+        if (n > skip) {
+          this.pieces.push({ block, start: filled + skip, end: filled + n });
+          this.queued += n - skip;
         }
-        if (filled === buf.length) this.r.keepChunk(this.seg, ci, buf);
+        filled += n;
+        this.streamPos += n;
+        if (this.queued >= STREAM_PIECE_BYTES || this.streamPos >= this.size) this.signal();
       }
       if (this.streamPos >= this.size) this.ended = true;
     } catch (err) {
@@ -618,32 +624,35 @@ class StreamSource implements LogSource {
     return piece;
   }
 
-  /** The queued pieces lying in one chunk buffer, as one view. */
+  /** The queued pieces lying in the first piece's block, as one view. */
   private take(): Uint8Array {
     const first = this.pieces[0]!;
+    const block = first.block;
     let n = 1;
-    let len = first.length;
-    while (n < this.pieces.length) {
-      const p = this.pieces[n]!;
-      if (p.buffer !== first.buffer || p.byteOffset !== first.byteOffset + len) break;
-      len += p.length;
-      n++;
-    }
+    let end = first.end;
+    while (n < this.pieces.length && this.pieces[n]!.block === block && this.pieces[n]!.start === end) end = this.pieces[n++]!.end;
     this.pieces.splice(0, n);
+    const len = end - first.start;
     this.queued -= len;
     this.position += len;
-    const out = n === 1 ? first : new Uint8Array(first.buffer, first.byteOffset, len);
+    // The consumer is done with the previous piece; if it lay in an earlier block, the pump is past that block too.
+    if (this.held !== null && this.held !== block) giveBlock(this.held);
+    this.held = block;
     const r = this.resume;
     this.resume = null;
     r?.();
-    return out;
+    return block.subarray(first.start, end);
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     this.fallback?.close();
     this.pieces.length = 0;
     this.queued = 0;
+    // The block being filled may still receive an in-flight read: it is left to the garbage collector.
+    if (this.held !== null && this.held !== this.fill) giveBlock(this.held);
+    this.held = null;
     const r = this.resume;
     this.resume = null;
     r?.();
