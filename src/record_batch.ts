@@ -475,9 +475,12 @@ export class RecordBatchDecoder {
    * its inflated bytes (a new buffer owned by the view), not into `input`.
    */
   async decodeViewAsync(input: Uint8Array, opts: ViewOptions = {}): Promise<RecordBatchView> {
-    const { info } = this.checkInput(input, opts);
+    const { ptr, info } = this.checkInput(input, opts);
     const codec = info.attributes & ATTR_CODEC_MASK;
-    if (codec === CODEC_NONE) return this.decodeView(input, opts);
+    if (codec === CODEC_NONE) {
+      return this.viewFromRows(ptr + BATCH_HEADER_SIZE, info.size - BATCH_HEADER_SIZE, info, input,
+        input.byteOffset + info.position - ptr, opts);
+    }
     if (codec !== CODEC_GZIP) throw new UnsupportedCodecError(codec);
     const at = info.position;
     return this.inflatedView(input.subarray(at + BATCH_HEADER_SIZE, at + info.size), info, opts);
