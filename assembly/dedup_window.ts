@@ -34,73 +34,73 @@ import { xxh64 } from './xxhash64';
 import { varintOk, varintEnd, readVarint, readVarlong } from './varint';
 
 const H_CAPACITY: usize = 0;
-const H_SLOTS: usize = 4;
-const H_SHIFT: usize = 8;
+const H_GROUPS: usize = 4;  // table groups (cache lines), at least 2
 const H_HEAD: usize = 12;   // ring index of the oldest entry
 const H_SIZE: usize = 16;   // entries in the ring
-const H_TAIL: usize = 20;   // sequence number of the next insert (31 bits)
-const H_GEN: usize = 24;    // word (0 or 1) of the current generation in each slot pair
+const H_TAIL: usize = 20;   // sequence number of the next insert (SEQ_BITS bits)
+const H_GEN: usize = 24;    // current generation: 0 or 1
 const H_GEN_LEFT: usize = 28; // inserts left in the current generation
 const H_AGE: usize = 32;
 const H_TOUCH: usize = 40;  // scratch: sink of the prefetch loads
-const PREFETCH: i32 = 16; // a power of two
+const PREFETCH: i32 = 16;   // keys per prefetch group (a power of two)
 const HEADER: usize = 64;
 const ENTRY: usize = 16;
-const PAIR: usize = 16;
+const SLOTS: u32 = 6;       // slots per group and generation
+const LINE: usize = 64;     // a group: ctrl u64 per generation (6 bytes used), then 6 u32 payloads per generation
+const PAYLOAD: usize = 16;  // offset of generation 0's payloads in a group; generation 1's follow at +24
+const LO: u64 = 0x0000010101010101;
+const HI: u64 = 0x0000808080808080;
 const FIB: u64 = 0x9E3779B97F4A7C15;
-const SEQ_MASK: u32 = 0x7fffffff;
-const LIVE_BIT: u32 = 0x80000000;
-const NONE: u32 = 0xffffffff;
+const SEQ_BITS: u32 = 25;
+const SEQ_MASK: u32 = (1 << SEQ_BITS) - 1;
 
 export const WINDOW_MAX_CAPACITY: u32 = 1 << 24;
 
-function slotsFor(capacity: u32): u32 {
-  let s: u32 = 16;
-  while (s < capacity * 2) s <<= 1;
-  return s;
+/** Table groups for a capacity: each generation gets at least 2 * capacity slots. */
+function groupsFor(capacity: u32): u32 {
+  return max<u32>(2, (capacity * 2 + SLOTS - 1) / SLOTS);
 }
 
-@inline function tagsBytes(capacity: u32): usize { return ((<usize>capacity << 2) + 15) & ~(<usize>15); }
+@inline function tagsBytes(capacity: u32): usize { return ((<usize>capacity << 2) + 63) & ~(<usize>63); }
 
 /** Bytes needed for a window of the given capacity (0 if over the limit). */
 export function windowBytes(capacity: u32): usize {
   if (capacity == 0 || capacity > WINDOW_MAX_CAPACITY) return 0;
-  return HEADER + <usize>capacity * ENTRY + tagsBytes(capacity) + <usize>slotsFor(capacity) * PAIR;
-}
-
-/** Initialises (or clears) a window in a block of windowBytes(capacity). */
-export function windowInit(w: usize, capacity: u32, ageMs: f64): void {
-  const slots = slotsFor(capacity);
-  store<u32>(w + H_CAPACITY, capacity);
-  store<u32>(w + H_SLOTS, slots);
-  store<u32>(w + H_SHIFT, 32 - <u32>ctz<u32>(slots)); // home = mix >> shift
-  store<u32>(w + H_HEAD, 0);
-  store<u32>(w + H_SIZE, 0);
-  store<u32>(w + H_TAIL, 0);
-  store<u32>(w + H_GEN, 0);
-  store<u32>(w + H_GEN_LEFT, capacity);
-  store<f64>(w + H_AGE, ageMs);
-  memory.fill(table(w), 0, <usize>slots * PAIR);
+  // + LINE: the table starts at the first cache-line boundary inside the block.
+  return HEADER + <usize>capacity * ENTRY + tagsBytes(capacity) + LINE + <usize>groupsFor(capacity) * LINE;
 }
 
 @inline function ring(w: usize): usize { return w + HEADER; }
 @inline function tags(w: usize): usize { return w + HEADER + <usize>load<u32>(w + H_CAPACITY) * ENTRY; }
 @inline function table(w: usize): usize {
   const c = load<u32>(w + H_CAPACITY);
-  return w + HEADER + <usize>c * ENTRY + tagsBytes(c);
+  return (w + HEADER + <usize>c * ENTRY + tagsBytes(c) + LINE - 1) & ~(LINE - 1);
 }
-/** High 32 bits of h * FIB: its top bits are the home slot (Fibonacci hashing); stored in the slot. */
-@inline function mix(h: u64): u32 { return <u32>((h * FIB) >> 32); }
 
-/** Starts a new generation: the older table (the other word of every pair) is cleared and becomes current. */
-function nextGeneration(w: usize): void {
-  const g = load<u32>(w + H_GEN) ^ 1;
-  const slots = load<u32>(w + H_SLOTS);
+/** Initialises (or clears) a window in a block of windowBytes(capacity). */
+export function windowInit(w: usize, capacity: u32, ageMs: f64): void {
+  const groups = groupsFor(capacity);
+  store<u32>(w + H_CAPACITY, capacity);
+  store<u32>(w + H_GROUPS, groups);
+  store<u32>(w + H_HEAD, 0);
+  store<u32>(w + H_SIZE, 0);
+  store<u32>(w + H_TAIL, 0);
+  store<u32>(w + H_GEN, 0);
+  store<u32>(w + H_GEN_LEFT, capacity);
+  store<f64>(w + H_AGE, ageMs);
+  memory.fill(table(w), 0, <usize>groups * LINE);
+}
+
+/** High 32 bits of h * FIB: its high bits pick the home group, its low bits the control byte and payload tag. */
+@inline function mix(h: u64): u32 { return <u32>((h * FIB) >> 32); }
+@inline function homeOf(m: u32, groups: u32): u32 { return <u32>((<u64>m * <u64>groups) >> 32); }
+
+/** Empties generation g's control bytes (every entry of it has left the ring). */
+function clearGeneration(w: usize, g: u32): void {
+  const groups = load<u32>(w + H_GROUPS);
   let p = table(w) + (<usize>g << 3);
-  const end = p + <usize>slots * PAIR;
-  for (; p < end; p += PAIR) store<u64>(p, 0);
-  store<u32>(w + H_GEN, g);
-  store<u32>(w + H_GEN_LEFT, load<u32>(w + H_CAPACITY));
+  const end = p + <usize>groups * LINE;
+  for (; p < end; p += LINE) store<u64>(p, 0);
 }
 
 /** Removes every entry older than the age bound relative to now. */
@@ -126,114 +126,136 @@ export function windowExpire(w: usize, now: f64): void {
  */
 function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: i32, flags: usize, matched: usize, idx: usize): i32 {
   const capacity = load<u32>(w + H_CAPACITY);
-  const mask = load<u32>(w + H_SLOTS) - 1;
-  const shift = load<u32>(w + H_SHIFT);
+  const groups = load<u32>(w + H_GROUPS);
   const age = load<f64>(w + H_AGE);
   const r = ring(w);
   const tg = tags(w);
   const t = table(w);
+  let head = load<u32>(w + H_HEAD);
+  let size = load<u32>(w + H_SIZE);
+  let tail = load<u32>(w + H_TAIL);
+  let gen = load<u32>(w + H_GEN);
+  let left = load<u32>(w + H_GEN_LEFT);
   let dups: i32 = 0;
-  // Software prefetch (wasm has no prefetch instruction): touch the slot
-  // pair the key PREFETCH positions ahead will probe first, so that cache
-  // miss overlaps with the work on this key.
+  // Software prefetch (wasm has no prefetch instruction): at the start of
+  // each group of PREFETCH keys, touch the cache lines the next group will
+  // use, back to back: independent loads, whose misses overlap each other
+  // and the work on this group.
   let touch: u64 = 0;
   for (let i: i32 = 0; i < n; i++) {
     if ((i & (PREFETCH - 1)) == 0) {
-      // At the start of each group of PREFETCH keys, touch the home pairs of
-      // the next group back to back: independent loads, so their cache
-      // misses overlap each other and the work on this group.
       const from = i == 0 ? 0 : i + PREFETCH;
       const to = min(i + 2 * PREFETCH, n);
       for (let j = from; j < to; j++) {
         const ah = load<u64>(hashes + ((<usize>j) << 3));
-        touch ^= load<u64>(t + <usize>(mix(ah) >> shift) * PAIR);
+        touch ^= load<u64>(t + <usize>homeOf(mix(ah), groups) * LINE);
       }
     }
     const h = load<u64>(hashes + ((<usize>i) << 3));
     const now = load<f64>(times + ((<usize>i) << 3));
     const flag = flags + (idx != 0 ? <usize>load<u32>(idx + ((<usize>i) << 2)) : <usize>i);
-    if (age > 0) windowExpire(w, now);
-    const tail = load<u32>(w + H_TAIL);
-    const size = load<u32>(w + H_SIZE);
-    const head = load<u32>(w + H_HEAD);
+    if (age > 0) {
+      // Evict from the oldest end while too old for this key.
+      while (size > 0 && now - load<f64>(r + <usize>head * ENTRY, 8) >= age) {
+        head = head + 1 == capacity ? 0 : head + 1;
+        size--;
+      }
+    }
     let tailIdx = head + size;
     if (tailIdx >= capacity) tailIdx -= capacity;
-    const g = <usize>load<u32>(w + H_GEN) << 3;
     const hm = mix(h);
-    // Walk both generations' chains in step from the home pair: the current
-    // one until its empty slot (where an insert goes) or a match, the older
-    // one until its empty slot or a match. A match in the current generation
-    // is the newer entry and wins.
-    let s = hm >> shift;
-    let curSlot = NONE;   // current generation: empty slot or matching slot
-    let curIdx = NONE;    // ring index of the current-generation match
-    let oldIdx = NONE;    // ring index of the older-generation match
-    let oldOpen = true;
-    while (true) {
-      const pair = t + <usize>s * PAIR;
-      if (curSlot == NONE) {
-        const vc = load<u64>(pair + g);
-        if (vc == 0) { curSlot = s; if (!oldOpen) break; }
-        else if (<u32>(vc >> 32) == hm) {
-          const d = (tail - <u32>vc) & SEQ_MASK;
-          if (d - 1 < size) {
-            const e = tailIdx >= d ? tailIdx - d : tailIdx + capacity - d;
-            if (load<u64>(r + <usize>e * ENTRY) == h) { curSlot = s; curIdx = e; break; }
-          }
+    const home = homeOf(hm, groups);
+    const cb = <u64>(0x80 | (hm & 0x7f));        // control byte: 0 is empty
+    const ptag = (hm >> 7) & 0x7f;               // payload tag: 7 more bits
+    const want = LO * cb;
+    // Search the current generation, then the older one: each from the home
+    // group until a match or a group with an empty slot (its chain's end).
+    // A match in the current generation is the newer entry and wins.
+    let foundIdx: u32 = 0xffffffff;
+    let foundSlot: usize = 0;                    // payload of the match
+    let freeCtrl: usize = 0;                     // control byte and payload of the insert
+    let freeSlot: usize = 0;
+    for (let k: u32 = 0; k < 2; k++) {
+      const g = <usize>(gen ^ k);
+      let gi = home;
+      while (true) {
+        const line = t + <usize>gi * LINE;
+        const c = load<u64>(line + (g << 3));
+        // SWAR byte compare: high bit set in each byte of c equal to cb (and
+        // possibly in the byte above one, a harmless false candidate).
+        const x = c ^ want;
+        let m = (x - LO) & ~x & HI;
+        const pp = line + PAYLOAD + g * 24;
+        while (m != 0) {
+          const j = <usize>(ctz(m) >> 3);
+          m &= m - 1;
+          const pw = load<u32>(pp + (j << 2));
+          if ((pw >> SEQ_BITS) != ptag) continue;
+          const d = (tail - pw) & SEQ_MASK;
+          if (d - 1 >= size) continue;
+          const e = tailIdx >= d ? tailIdx - d : tailIdx + capacity - d;
+          if (load<u64>(r + <usize>e * ENTRY) != h) continue;
+          foundIdx = e;
+          foundSlot = pp + (j << 2);
+          break;
         }
-      }
-      if (oldOpen) {
-        const vo = load<u64>(pair + (g ^ 8));
-        if (vo == 0) { oldOpen = false; if (curSlot != NONE) break; }
-        else if (<u32>(vo >> 32) == hm) {
-          const d = (tail - <u32>vo) & SEQ_MASK;
-          if (d - 1 < size) {
-            const e = tailIdx >= d ? tailIdx - d : tailIdx + capacity - d;
-            if (load<u64>(r + <usize>e * ENTRY) == h) { oldIdx = e; oldOpen = false; if (curSlot != NONE) break; }
+        if (foundIdx != 0xffffffff) break;
+        // Control bytes are 0 or >= 0x80, so this zero-byte test is exact.
+        const empty = (c - LO) & ~c & HI;
+        if (empty != 0) {
+          if (k == 0) {
+            const j = <usize>(ctz(empty) >> 3);
+            freeCtrl = line + (g << 3) + j;
+            freeSlot = pp + (j << 2);
           }
+          break;
         }
+        gi = gi + 1 == groups ? 0 : gi + 1;
       }
-      s = (s + 1) & mask;
+      if (foundIdx != 0xffffffff) break;
     }
-    const found = curIdx != NONE ? curIdx : oldIdx;
-    if (found != NONE && (age <= 0 || now - load<f64>(r + <usize>found * ENTRY, 8) < age)) {
+    if (foundIdx != 0xffffffff && (age <= 0 || now - load<f64>(r + <usize>foundIdx * ENTRY, 8) < age)) {
       store<u8>(flag, 1);
-      if (matched != 0) store<u32>(matched + ((<usize>i) << 2), load<u32>(tg + ((<usize>found) << 2)));
+      if (matched != 0) store<u32>(matched + ((<usize>i) << 2), load<u32>(tg + ((<usize>foundIdx) << 2)));
       dups++;
       continue;
     }
     // Insert. An expired entry found in the current generation is superseded
-    // in its slot; one in the older generation is simply shadowed (the
-    // current generation is searched first).
-    let left = load<u32>(w + H_GEN_LEFT);
-    let slot = curSlot;
-    let gg = g;
+    // in its slot; one in the older generation is shadowed by the new one
+    // (the current generation is searched first).
     if (left == 0) {
-      // The current generation holds `capacity` inserts: the older one's
-      // entries have all left the ring. Clear it and make it current.
-      nextGeneration(w);
+      // The current generation took `capacity` inserts: every entry of the
+      // older one has left the ring. Clear it and make it current.
+      gen ^= 1;
+      clearGeneration(w, gen);
       left = capacity;
-      gg = g ^ 8;
-      // Its table is empty now: the key goes to the first free slot of its chain there, i.e. its home.
-      slot = hm >> shift;
+      const line = t + <usize>home * LINE;      // the home group is empty now
+      freeCtrl = line + (<usize>gen << 3);
+      freeSlot = line + PAYLOAD + <usize>gen * 24;
+    } else if (foundIdx != 0xffffffff && freeSlot == 0) {
+      freeCtrl = 0;                              // found in the current generation: same control byte, new payload
+      freeSlot = foundSlot;
     }
-    let newHead = head;
-    let newSize = size;
     if (size == capacity) {
-      newHead = head + 1 == capacity ? 0 : head + 1;
-      newSize--;
-      store<u32>(w + H_HEAD, newHead);
+      head = head + 1 == capacity ? 0 : head + 1;
+      size--;
     }
     const e = r + <usize>tailIdx * ENTRY;
     store<u64>(e, h);
     store<f64>(e, now, 8);
     store<u32>(tg + ((<usize>tailIdx) << 2), tags_ != 0 ? load<u32>(tags_ + ((<usize>i) << 2)) : 0);
-    store<u64>(t + <usize>slot * PAIR + gg, (<u64>hm << 32) | <u64>(LIVE_BIT | tail));
-    store<u32>(w + H_TAIL, (tail + 1) & SEQ_MASK);
-    store<u32>(w + H_SIZE, newSize + 1);
-    store<u32>(w + H_GEN_LEFT, left - 1);
+    if (freeCtrl != 0) store<u8>(freeCtrl, <u8>cb);
+    store<u32>(freeSlot, (ptag << SEQ_BITS) | tail);
+    tail = (tail + 1) & SEQ_MASK;
+    size++;
+    left--;
     store<u8>(flag, 0);
   }
+  store<u32>(w + H_HEAD, head);
+  store<u32>(w + H_SIZE, size);
+  store<u32>(w + H_TAIL, tail);
+  store<u32>(w + H_GEN, gen);
+  store<u32>(w + H_GEN_LEFT, left);
   store<u64>(w + H_TOUCH, touch); // keeps the prefetch loads alive
   return dups;
 }
