@@ -320,15 +320,15 @@ export class RemotePartitionReader implements RemoteLogReader {
               yield view;
             }
             if (last >= localStart - 1 || recordsLeft <= 0) return;
-            // Every byte of this segment is received or requested: open the next one's source now.
+            // Every byte of this segment is received or requested, and the read's limits say it will go on
+            // past this segment (more records left than offsets left here, more payload bytes left than log
+            // bytes left here): open the next segment's source now.
             const following = m.segments[i + 1];
-            if (ahead === null && src.fetchedAll && following && following.baseOffset < localStart && bytesLeft > 0) {
-              const rest = seg.objects.log.size - (info.position + info.size);
-              const want = this.wantBytes(following, 0, recordsLeft - Math.ceil(rest / Math.max(1, seg.objects.log.size / Math.max(1, seg.nextOffset - seg.baseOffset))), bytesLeft - rest);
-              if (want > 0) {
-                ahead = { index: i + 1, src: this.openSource(following, 0, want) };
-                this.stats.segmentsPreopened++;
-              }
+            if (ahead === null && src.fetchedAll && following && following.baseOffset < localStart &&
+                recordsLeft > seg.nextOffset - 1 - last && bytesLeft > seg.objects.log.size - (info.position + info.size)) {
+              const toSkip = seg.nextOffset - 1 - last;
+              ahead = { index: i + 1, src: this.openSource(following, 0, this.wantBytes(following, 0, recordsLeft - toSkip, bytesLeft - (seg.objects.log.size - (info.position + info.size)))) };
+              this.stats.segmentsPreopened++;
             }
           }
         } finally {
