@@ -209,6 +209,30 @@ let decodedHeaders: i32 = 0;
 export function decodeHeaderCount(): i32 { return decodedHeaders; }
 
 /**
+ * readVarint with the one- and two-byte encodings inline (record lengths,
+ * deltas, key and value lengths are nearly always that short); anything else
+ * goes to readVarint. Same results, same varintEnd, same errors.
+ */
+@inline function readVarintFast(p: usize, end: usize): i32 {
+  if (p + 1 < end) {
+    const b0 = <i32>load<u8>(p);
+    if (b0 < 0x80) { varintEnd = p + 1; return (b0 >>> 1) ^ -(b0 & 1); }
+    const b1 = <i32>load<u8>(p, 1);
+    if (b1 < 0x80) { const v = (b0 & 0x7f) | (b1 << 7); varintEnd = p + 2; return (v >>> 1) ^ -(v & 1); }
+  }
+  return readVarint(p, end);
+}
+
+/** readVarlong with the one-byte encoding inline. */
+@inline function readVarlongFast(p: usize, end: usize): i64 {
+  if (p < end) {
+    const b = <i32>load<u8>(p);
+    if (b < 0x80) { varintEnd = p + 1; return <i64>((b >>> 1) ^ -(b & 1)); }
+  }
+  return readVarlong(p, end);
+}
+
+/**
  * Decodes exactly count records filling [ptr, ptr+len) (the records section
  * of an uncompressed batch, or a decompressed one). Returns count, or a
  * negative DECODE_* code. Every length is bounds-checked against the region.
@@ -223,32 +247,32 @@ export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, max
   if (count > maxRows) return DECODE_ROWS_FULL;
   for (let i: i32 = 0; i < count; i++) {
     const recStart = p;
-    const recLen = readVarint(p, end);
+    const recLen = readVarintFast(p, end);
     if (!varintOk || recLen < 0) return DECODE_MALFORMED;
     p = varintEnd;
     if (<usize>recLen > end - p || recLen < 1) return DECODE_MALFORMED;
     const recEnd = p + <usize>recLen;
     p++; // attributes
-    const tsDelta = readVarlong(p, recEnd); p = varintEnd;
-    const offsetDelta = readVarint(p, recEnd); p = varintEnd;
-    const keyLen = readVarint(p, recEnd); p = varintEnd;
+    const tsDelta = readVarlongFast(p, recEnd); p = varintEnd;
+    const offsetDelta = readVarintFast(p, recEnd); p = varintEnd;
+    const keyLen = readVarintFast(p, recEnd); p = varintEnd;
     if (!varintOk || keyLen < -1 || <usize>max(keyLen, 0) > recEnd - p) return DECODE_MALFORMED;
     const keyPos = p;
     p += <usize>max(keyLen, 0);
-    const valueLen = readVarint(p, recEnd); p = varintEnd;
+    const valueLen = readVarintFast(p, recEnd); p = varintEnd;
     if (!varintOk || valueLen < -1 || <usize>max(valueLen, 0) > recEnd - p) return DECODE_MALFORMED;
     const valuePos = p;
     p += <usize>max(valueLen, 0);
-    const hc = readVarint(p, recEnd); p = varintEnd;
+    const hc = readVarintFast(p, recEnd); p = varintEnd;
     if (!varintOk || hc < 0) return DECODE_MALFORMED;
     if (hc > maxHeaders - nh) return DECODE_HEADERS_FULL;
     for (let j: i32 = 0; j < hc; j++) {
-      const nl = readVarint(p, recEnd); p = varintEnd;
+      const nl = readVarintFast(p, recEnd); p = varintEnd;
       if (!varintOk || nl < 0 || <usize>nl > recEnd - p) return DECODE_MALFORMED;
       store<i32>(h, <i32>p);
       store<i32>(h, nl, 4);
       p += <usize>nl;
-      const vl = readVarint(p, recEnd); p = varintEnd;
+      const vl = readVarintFast(p, recEnd); p = varintEnd;
       if (!varintOk || vl < -1 || <usize>max(vl, 0) > recEnd - p) return DECODE_MALFORMED;
       store<i32>(h, <i32>p, 8);
       store<i32>(h, vl, 12);
