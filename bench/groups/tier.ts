@@ -40,8 +40,8 @@ const fsBackend: Backend = {
   },
 };
 
-/** A store whose topic holds two closed SEGMENT-byte segments (1 KiB records) and an empty active one. */
-async function buildStore(tier: TierConfig): Promise<{ store: Store; p: Partition; dir: string }> {
+/** A store whose topic holds `closed` closed SEGMENT-byte segments (1 KiB records) and an empty active one. */
+async function buildStore(tier: TierConfig, closed = 2): Promise<{ store: Store; p: Partition; dir: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-bench-tier-'));
   const store = await Store.open(dir, { retentionCheckMs: -1, tier: { ...tier, autoArchive: false, checkIntervalMs: -1 } });
   await store.createTopic('ev', { config: { segmentBytes: SEGMENT, flushMs: -1, retentionMs: -1 } });
@@ -49,7 +49,7 @@ async function buildStore(tier: TierConfig): Promise<{ store: Store; p: Partitio
   const value = new Uint8Array(VALUE);
   for (let i = 0; i < VALUE; i++) value[i] = (i * 131) & 0xff;
   let n = 0;
-  while (p.segments.length < 3) {
+  while (p.segments.length < closed + 1) {
     const batch = [];
     for (let j = 0; j < BATCH; j++, n++) batch.push({ key: `key-${n}`, value, timestamp: 1_800_000_000_000 + n });
     p.appendSync(batch);
@@ -92,7 +92,8 @@ function uploadCase(b: Backend): BenchCase {
             {
               name: sed,
               role: 'sediment',
-              note: 'reads the segment file, PUTs the three objects while checking the log in wasm (CRC-32C of the object, batch framing), stats each object, writes the manifest',
+              note: 'reads the segment file once into reused buffers (in 4 MiB steps streamed through an OpenDAL writer on fs, whole for one PUT on s3), ' +
+                'checks the log in wasm (CRC-32C of the object, batch framing) while the three objects upload at the same time, stats each object, writes the manifest',
               async: true,
               async run(n: number) {
                 let e;
@@ -131,6 +132,119 @@ function uploadCase(b: Backend): BenchCase {
                 await Promise.all(keys.map((k, j) => op.write(k, files[j]!)));
                 const back = await op.read(keys[0]!);
                 return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: true };
+              },
+            },
+          ],
+          async teardown() {
+            await setupDone.store.close();
+            fs.rmSync(setupDone.dir, { recursive: true, force: true });
+            await svc.stop();
+          },
+        };
+      } catch (err) {
+        if (built) { await built.store.close().catch(() => undefined); fs.rmSync(built.dir, { recursive: true, force: true }); }
+        await svc.stop();
+        throw err;
+      }
+    },
+  };
+}
+
+/** Closed segments uploaded in one pass by uploadPassCase (a backlog after an outage, or a first archive). */
+const PASS_SEGMENTS = 4;
+
+function uploadPassCase(b: Backend): BenchCase {
+  const sed = 'sediment archiver upload (pipelined)';
+  const seq = 'OpenDAL write, one segment at a time';
+  const two = 'OpenDAL write, two segments at a time';
+  const all = 'OpenDAL write, every object at once';
+  return {
+    name: `upload ${PASS_SEGMENTS} closed 16 MiB segments in one pass, ${b.label}`,
+    metric: gbPerSec(SEGMENT * PASS_SEGMENTS),
+    bars: [{
+      label: 'tiered upload of several segments ≥ 0.9× plain OpenDAL writes of the same objects, sequential or concurrent (the faster)',
+      sediment: sed, peers: [seq, two, all], minRatio: 0.9,
+    }],
+    async setup(): Promise<CaseRun> {
+      const svc = await b.start();
+      let built: Awaited<ReturnType<typeof buildStore>> | null = null;
+      try {
+        built = await buildStore(svc.tier, PASS_SEGMENTS);
+        const { store, p } = built;
+        const segs = p.segments.slice(0, PASS_SEGMENTS);
+        const archiver = store.tier!.archiver('ev', 0);
+        const op = plainOperator(svc.tier);
+        const bytes = segs.map((seg) => [seg.logPath, seg.index.path, seg.timeIndex.path].map((f) => fs.readFileSync(f)));
+        const keys = segs.map((_, i) => [`plain/${i}.log`, `plain/${i}.index`, `plain/${i}.timeindex`]);
+        const writeSegment = (i: number) => Promise.all(keys[i]!.map((k, j) => op.write(k, bytes[i]![j]!)));
+        const crc = new Crc32c(getKernelsSync());
+        const objectDir = store.tier!.layout.partitionDir('ev', 0);
+        const peerOutput = async () => (await Promise.all(keys.map((k) => op.read(k[0]!)))).map((b) => ({ size: b.length, crc: crcHex(crc.of(b)), listed: true }));
+        const setupDone = built;
+        return {
+          contenders: [
+            {
+              name: sed,
+              role: 'sediment',
+              note: `PartitionArchiver.uploadSegments of ${PASS_SEGMENTS} segments: two segments in flight (the next one read and checked while the previous one uploads), ` +
+                'each as in the single-segment case (read once, checked in wasm, three objects at the same time, each stat-verified); ' +
+                'the manifest rewritten once per group of segments verified while the previous manifest write was in flight',
+              async: true,
+              async run(n: number) {
+                let got = 0;
+                for (let i = 0; i < n; i++) got += (await archiver.uploadSegments(segs)).length;
+                return got;
+              },
+              async output() {
+                const es = await archiver.uploadSegments(segs);
+                const back = await Promise.all(es.map((e) => op.read(objectDir + e.objects.log.key)));
+                return back.map((b, i) => ({ size: b.length, crc: crcHex(crc.of(b)), listed: es[i]!.objects.log.crc32c === crcHex(crc.of(bytes[i]![0]!)) }));
+              },
+            },
+            {
+              name: seq,
+              role: 'peer',
+              note: 'per segment, its three objects with concurrent Operator.write calls (bytes already in memory), then the next segment; no check, no verification, no manifest',
+              async: true,
+              async run(n: number) {
+                for (let r = 0; r < n; r++) for (let i = 0; i < PASS_SEGMENTS; i++) await writeSegment(i);
+                return n;
+              },
+              async output() {
+                for (let i = 0; i < PASS_SEGMENTS; i++) await writeSegment(i);
+                return peerOutput();
+              },
+            },
+            {
+              name: two,
+              role: 'peer',
+              note: 'the same writes with two segments in flight, as sediment uploads them (a segment starts when one of the two in flight is done)',
+              async: true,
+              async run(n: number) {
+                for (let r = 0; r < n; r++) {
+                  let next = 0;
+                  const lane = async () => { while (next < PASS_SEGMENTS) await writeSegment(next++); };
+                  await Promise.all([lane(), lane()]);
+                }
+                return n;
+              },
+              async output() {
+                await this.run(1);
+                return peerOutput();
+              },
+            },
+            {
+              name: all,
+              role: 'peer',
+              note: `all ${3 * PASS_SEGMENTS} Operator.write calls at once (Promise.all)`,
+              async: true,
+              async run(n: number) {
+                for (let r = 0; r < n; r++) await Promise.all(keys.map((_, i) => writeSegment(i)));
+                return n;
+              },
+              async output() {
+                await this.run(1);
+                return peerOutput();
               },
             },
           ],
@@ -242,5 +356,5 @@ export const tier: BenchGroup = {
     'segment through `Partition.read` (cold chunk cache: every byte fetched again) and the CRC-checked scan alone, against one plain ' +
     '`Operator.read` of the `.log` object. s3 runs against s3rver in a child process on 127.0.0.1, so the figures are bound by that ' +
     'server and by the 2 shared cores, not by a network; fs writes to the page cache (no fsync on either side). Ratios are the point.',
-  cases: () => [uploadCase(s3), readCase(s3), uploadCase(fsBackend), readCase(fsBackend)],
+  cases: () => [uploadCase(s3), uploadPassCase(s3), readCase(s3), uploadCase(fsBackend), uploadPassCase(fsBackend), readCase(fsBackend)],
 };
