@@ -573,7 +573,10 @@ export class RecordBatchDecoder {
     // Offsets increase (rowsFor checked): skip the records below minOffset.
     while (i0 < count && info.baseOffset + i32[w0 + i0 * RECORD_ROW_WORDS]! < minOffset) i0++;
     const i1 = Math.min(count, i0 + maxRecords);
-    if (i1 <= i0) return RecordBatchView.empty(info);
+    if (i1 <= i0) {
+      opts.scratch?.renew(); // the next view made with a scratch ends the previous one, empty or not
+      return RecordBatchView.empty(info);
+    }
     // Header rows are in record order: the selected records' rows follow
     // those of the records before i0.
     let h0 = 0;
