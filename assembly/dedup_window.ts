@@ -42,6 +42,7 @@ const H_GEN: usize = 24;    // current generation: 0 or 1
 const H_GEN_LEFT: usize = 28; // inserts left in the current generation
 const H_AGE: usize = 32;
 const H_TOUCH: usize = 40;  // scratch: sink of the prefetch loads
+const H_TAGGED: usize = 48; // 1 once a call passed tags: from then on every insert stores its tag
 const PREFETCH: i32 = 16;   // keys per prefetch group (a power of two)
 const HEADER: usize = 64;
 const ENTRY: usize = 16;
@@ -88,6 +89,8 @@ export function windowInit(w: usize, capacity: u32, ageMs: f64): void {
   store<u32>(w + H_GEN, 0);
   store<u32>(w + H_GEN_LEFT, capacity);
   store<f64>(w + H_AGE, ageMs);
+  store<u32>(w + H_TAGGED, 0);
+  memory.fill(tags(w), 0, <usize>capacity << 2);
   memory.fill(table(w), 0, <usize>groups * LINE);
 }
 
@@ -136,6 +139,10 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
   let tail = load<u32>(w + H_TAIL);
   let gen = load<u32>(w + H_GEN);
   let left = load<u32>(w + H_GEN_LEFT);
+  // Tags are stored only once some call has passed them (until then every
+  // tag reads as 0 from init), so untagged use skips that store.
+  if (tags_ != 0) store<u32>(w + H_TAGGED, 1);
+  const tagged = load<u32>(w + H_TAGGED) != 0;
   let dups: i32 = 0;
   // Software prefetch (wasm has no prefetch instruction): at the start of
   // each group of PREFETCH keys, touch the cache lines the next group will
@@ -149,6 +156,16 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
       for (let j = from; j < to; j++) {
         const ah = load<u64>(hashes + ((<usize>j) << 3));
         touch ^= load<u64>(t + <usize>homeOf(mix(ah), groups) * LINE);
+      }
+      // The ring lines the next group writes (tail) and reads (head, age bound).
+      let ti = head + size + <u32>PREFETCH;
+      if (ti >= capacity) ti -= capacity;
+      let hi = head + <u32>PREFETCH;
+      if (hi >= capacity) hi -= capacity;
+      for (let q: u32 = 0; q < <u32>PREFETCH; q += 4) {
+        let a = ti + q; if (a >= capacity) a -= capacity;
+        let b = hi + q; if (b >= capacity) b -= capacity;
+        touch ^= load<u64>(r + <usize>a * ENTRY) ^ load<u64>(r + <usize>b * ENTRY);
       }
     }
     const h = load<u64>(hashes + ((<usize>i) << 3));
@@ -243,7 +260,7 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
     const e = r + <usize>tailIdx * ENTRY;
     store<u64>(e, h);
     store<f64>(e, now, 8);
-    store<u32>(tg + ((<usize>tailIdx) << 2), tags_ != 0 ? load<u32>(tags_ + ((<usize>i) << 2)) : 0);
+    if (tagged) store<u32>(tg + ((<usize>tailIdx) << 2), tags_ != 0 ? load<u32>(tags_ + ((<usize>i) << 2)) : 0);
     if (freeCtrl != 0) store<u8>(freeCtrl, <u8>cb);
     store<u32>(freeSlot, (ptag << SEQ_BITS) | tail);
     tail = (tail + 1) & SEQ_MASK;
