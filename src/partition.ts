@@ -940,6 +940,9 @@ export class Partition {
     try {
       let pos = position;
       let need = 0;
+      // Bytes at buf.ptr that already hold the file from pos (the start of a
+      // batch the previous chunk cut): read after them instead of again.
+      let carry = 0;
       while (pos < end && left > 0) {
         if (seg.deleted) {
           // Evicted to the object store under the read (tiered storage): read() goes on from there.
@@ -947,11 +950,12 @@ export class Partition {
           throw new OffsetOutOfRangeError(minOffset, this.logStartOffset, this.logEndOffset);
         }
         const want = Math.min(Math.max(chunk, need), end - pos);
-        buf.ensure(want);
-        const got = seg.readInto(buf.ptr, want, pos);
+        buf.ensure(want, carry);
+        const got = carry + seg.readInto(buf.ptr + carry, want - carry, pos + carry);
         if (got < want) throw new CorruptionError(`segment is shorter than expected (${pos + got} < ${end})`, { file: seg.logPath, position: pos + got, offset: expectedMin + 1 });
         chunk = Math.min(chunk * 2, READ_CHUNK);
         need = 0;
+        carry = 0;
         const res = scanner.scan(buf.ptr, got, { maxBatchBytes: maxBatch, positionBase: pos });
         for (const b of res.batches) {
           const last = b.baseOffset + b.lastOffsetDelta;
@@ -974,10 +978,17 @@ export class Partition {
         if (res.stop === ScanStop.End || res.stop === ScanStop.TableFull) { pos += advanced; continue; }
         if (res.stop === ScanStop.Incomplete) {
           if (seg.deleted) continue; // deleted while a batch was with the reader: handled above
-          const h = seg.peekHeader(pos + advanced, end);
-          if (h && h.size <= maxBatch && pos + advanced + h.size <= end) {
+          // The batch's length is in the buffer when 12 bytes of it are (the
+          // scan checked it against maxBatch); otherwise peek at the file.
+          const tail = got - advanced;
+          const size = tail >= LOG_OVERHEAD ? this.k.dv.getInt32(buf.ptr + advanced + 8) + LOG_OVERHEAD : (seg.peekHeader(pos + advanced, end)?.size ?? -1);
+          if (size >= BATCH_HEADER_SIZE && size <= maxBatch && pos + advanced + size <= end) {
+            if (tail >= LOG_OVERHEAD) {
+              if (advanced > 0) this.k.u8.copyWithin(buf.ptr, buf.ptr + advanced, buf.ptr + got);
+              carry = tail;
+            }
             pos += advanced;
-            need = h.size;
+            need = size;
             continue;
           }
         }
