@@ -31,7 +31,7 @@
 // timestamp now while now - t < ageMs. ageMs <= 0 disables the age bound.
 
 import { xxh64 } from './xxhash64';
-import { varintOk, varintEnd, readVarint, readVarlong } from './varint';
+import { varintOk, varintEnd, readVarint, readVarlong, sizeVarint } from './varint';
 
 const H_CAPACITY: usize = 0;
 const H_GROUPS: usize = 4;  // table groups (cache lines), at least 2
@@ -448,6 +448,83 @@ export function dedupBatch(
     p = recEnd;
   }
   if (p != end) return DEDUP_MALFORMED;
+  skipped = none;
+  return checkInsertRun(w, hashes, times, 0, m, flags, 0, idx);
+}
+
+/**
+ * dedupBatch for a batch whose layout tables from the encoder are at hand
+ * (RecordBatchEncoder's batchLayout input and output for this batch: desc,
+ * per record tsDeltaLo, tsDeltaHi, keyLen, valueLen, headerCount, then
+ * nameLen, valueLen per header; pos, per record the key and value positions,
+ * then each header's name and value positions, relative to batch). The
+ * identities are found from the tables instead of by decoding varints; the
+ * result and the window's updates are exactly dedupBatch's. Returns
+ * DEDUP_MALFORMED when an identity would lie outside [batch, batch + size).
+ */
+export function dedupLayout(
+  w: usize, batch: usize, size: i32, desc: usize, pos: usize, mode: i32, name: usize, nameLen: i32,
+  maskLo: u32, maskHi: u32, scratch: usize, flags: usize,
+): i32 {
+  skipped = 0;
+  if (size < 61) return DEDUP_MALFORMED;
+  const n = <i32>loadBE32(batch + 57);
+  if (n < 0 || n > (size - 61)) return DEDUP_MALFORMED;
+  const firstTs: i64 = (<i64>loadBE32(batch + 27) << 32) | <i64>loadBE32(batch + 31);
+  const mask: u64 = (<u64>maskHi << 32) | <u64>maskLo;
+  const limit = <usize>size;
+  const hashes = scratch;
+  const times = scratch + ((<usize>n) << 3);
+  const idx = scratch + ((<usize>n) << 4);
+  let d = desc;
+  let q = pos;
+  let m: i32 = 0;
+  let none: i32 = 0;
+  for (let i: i32 = 0; i < n; i++) {
+    const tsDelta = (<i64>load<i32>(d, 4) << 32) | <i64>load<u32>(d);
+    const keyLen = load<i32>(d, 8);
+    const hc = load<i32>(d, 16);
+    if (hc < 0) return DEDUP_MALFORMED;
+    let idPos = <usize>load<u32>(q);
+    let idLen = keyLen;
+    if (mode == DEDUP_BY_VALUE) {
+      idPos = <usize>load<u32>(q, 4);
+      idLen = load<i32>(d, 12);
+    } else if (mode == DEDUP_BY_HEADER) {
+      idLen = -1;
+      for (let j: i32 = 0; j < hc; j++) {
+        const hd = d + 20 + (<usize>j << 3);
+        const hq = q + 8 + (<usize>j << 3);
+        const nl = load<i32>(hd);
+        const np = <usize>load<u32>(hq);
+        if (nl != nameLen || nl < 0 || np + <usize>nl > limit) continue;
+        if (bytesEqual(batch + np, name, <usize>nl)) { idPos = <usize>load<u32>(hq, 4); idLen = load<i32>(hd, 4); break; }
+      }
+    } else if (mode == DEDUP_BY_CONTENT) {
+      // From the key length varint to the record's end: after the last
+      // header value, or after the value and the header count (0: one byte).
+      idPos -= sizeVarint(keyLen);
+      let end: usize;
+      if (hc == 0) end = <usize>load<u32>(q, 4) + <usize>max(load<i32>(d, 12), 0) + 1;
+      else {
+        const last = <usize>(hc - 1) << 3;
+        end = <usize>load<u32>(q + 12 + last) + <usize>max(load<i32>(d + 24 + last), 0);
+      }
+      idLen = <i32>(end - idPos);
+    }
+    if (idLen < 0) {
+      store<u8>(flags + <usize>i, FLAG_NO_IDENTITY);
+      none++;
+    } else {
+      if (idPos + <usize>idLen > limit) return DEDUP_MALFORMED;
+      store<u64>(hashes + ((<usize>m) << 3), xxh64(batch + idPos, <usize>idLen, 0) & mask);
+      store<f64>(times + ((<usize>m) << 3), <f64>(firstTs + tsDelta));
+      store<u32>(idx + ((<usize>m) << 2), <u32>i);
+      m++;
+    }
+    d += 20 + (<usize>hc << 3);
+    q += 8 + (<usize>hc << 3);
+  }
   skipped = none;
   return checkInsertRun(w, hashes, times, 0, m, flags, 0, idx);
 }

@@ -10,4 +10,4 @@ export {
 export { offsetIndexLookup, offsetIndexLookupMany } from './offset_index';
 export { timeIndexLookup, timeIndexLookupMany } from './time_index';
 export { xxh64Into, xxh64Many, xxh64Fixed } from './xxhash64';
-export { windowBytes, windowInit, windowExpire, windowCheckInsert, windowSize, dedupBatch, dedupSkipped } from './dedup_window';
+export { windowBytes, windowInit, windowExpire, windowCheckInsert, windowSize, dedupBatch, dedupLayout, dedupSkipped } from './dedup_window';

@@ -30,6 +30,7 @@ import { Kernels, WasmBuffer } from './kernels.js';
 import type { Storage } from './storage.js';
 import type { AppendFilter, Partition } from './partition.js';
 import type { NormalizedRecord, StoredRecord } from './record.js';
+import type { BatchLayoutTables } from './record_batch.js';
 import { DedupConfig, validateDedupConfig } from './topic_config.js';
 import { ClosedError, InvalidArgumentError, SedimentError, WasmMemoryError } from './errors.js';
 
@@ -263,13 +264,15 @@ export class DedupFilter implements AppendFilter {
    * filter() for records the caller has already framed as one uncompressed
    * batch at [ptr, ptr + size) of k's wasm memory (by
    * RecordBatchEncoder, in the same order): the identities are hashed where
-   * they lie in the batch, in one wasm call with the window check. Returns
-   * null when every record is kept (the batch can be written as it is),
-   * otherwise the keep flags. Decides exactly as filter() would; confirm mode
-   * appends of more than DEDUP_CHUNK_RECORDS records and batches in another
-   * Kernels instance's memory go through filter().
+   * they lie in the batch, in one wasm call with the window check. `layout`,
+   * the encoder's lastLayout() for this batch, spares the kernel decoding the
+   * records' varints. Returns null when every record is kept (the batch can
+   * be written as it is), otherwise the keep flags. Decides exactly as
+   * filter() would. Confirm mode, appends of more than DEDUP_CHUNK_RECORDS
+   * records and batches in another Kernels instance's memory go through
+   * filter().
    */
-  filterEncoded(records: readonly NormalizedRecord[], k: Kernels, ptr: number, size: number): boolean[] | null {
+  filterEncoded(records: readonly NormalizedRecord[], k: Kernels, ptr: number, size: number, layout?: BatchLayoutTables): boolean[] | null {
     if (this.freed) throw new InvalidArgumentError('dedup filter is closed');
     if (this.staleError) throw this.staleError;
     const n = records.length;
@@ -281,8 +284,13 @@ export class DedupFilter implements AppendFilter {
     if (n === 0) return null;
     const scratchPtr = this.scratch.ensure(n * SCRATCH_PER_RECORD);
     const flagPtr = this.flags.ensure(n);
-    const dups = k.raw.dedupBatch(this.block, ptr, size, this.mode, this.nameBuf.ptr, this.headerName?.length ?? 0,
-      this.hashMaskLo, this.hashMaskHi, scratchPtr, flagPtr);
+    const nameLen = this.headerName?.length ?? 0;
+    // With the encoder's layout tables the kernel finds the identities without decoding varints.
+    const dups = layout && layout.count === n
+      ? k.raw.dedupLayout(this.block, ptr, size, layout.desc, layout.pos, this.mode, this.nameBuf.ptr, nameLen,
+        this.hashMaskLo, this.hashMaskHi, scratchPtr, flagPtr)
+      : k.raw.dedupBatch(this.block, ptr, size, this.mode, this.nameBuf.ptr, nameLen,
+        this.hashMaskLo, this.hashMaskHi, scratchPtr, flagPtr);
     if (dups < 0) throw new InvalidArgumentError(`dedup: the encoded batch at ${ptr} (${size} bytes) does not hold ${n} records`);
     const none = k.raw.dedupSkipped();
     this.s.checked += n - none;

@@ -47,6 +47,8 @@ export interface KernelExports {
   windowSize(w: number): number;
   dedupBatch(w: number, batch: number, size: number, mode: number, name: number, nameLen: number,
     maskLo: number, maskHi: number, scratch: number, flags: number): number;
+  dedupLayout(w: number, batch: number, size: number, desc: number, pos: number, mode: number, name: number, nameLen: number,
+    maskLo: number, maskHi: number, scratch: number, flags: number): number;
   dedupSkipped(): number;
 }
 

@@ -12,7 +12,7 @@ import { Kernels, WasmBuffer } from './kernels.js';
 import { Storage } from './storage.js';
 import { LogSegment, parseSegmentFileName, segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult, MAX_READ_BATCH_BYTES } from './log_segment.js';
 import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, BatchInfo, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
-  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL, RecordBatchView, ViewScratch } from './record_batch.js';
+  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL, RecordBatchView, BatchLayoutTables, ViewScratch } from './record_batch.js';
 import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
 import { TopicConfig } from './topic_config.js';
 import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
@@ -84,10 +84,11 @@ export interface AppendFilter {
   /**
    * Optional: filter() for records the partition has already framed as one
    * batch at [ptr, ptr + size) of k's memory (same records, same order), so
-   * the filter can read them in place. Returns null when every record is
-   * kept (that batch is then written as it is), otherwise the keep flags.
+   * the filter can read them in place; layout is the encoder's tables for
+   * that batch. Returns null when every record is kept (that batch is then
+   * written as it is), otherwise the keep flags.
    */
-  filterEncoded?(records: readonly NormalizedRecord[], k: Kernels, ptr: number, size: number): boolean[] | null;
+  filterEncoded?(records: readonly NormalizedRecord[], k: Kernels, ptr: number, size: number, layout?: BatchLayoutTables): boolean[] | null;
   /** Called after the kept records were written, with their offsets. */
   committed?(records: readonly NormalizedRecord[], offsets: readonly number[]): void;
   /** Called when writing failed after filter(): the filter must forget what it admitted. */
@@ -412,7 +413,7 @@ export class Partition {
       if (filter.filterEncoded && BATCH_HEADER_SIZE + total <= limit) {
         // Frame first so the filter reads the records in place; the kept ones are framed again only when some are dropped.
         const size = this.encoder.encode(norm, this.writeBuf, 0);
-        keep = filter.filterEncoded(norm, this.k, this.writeBuf.ptr, size);
+        keep = filter.filterEncoded(norm, this.k, this.writeBuf.ptr, size, this.encoder.lastLayout());
         if (keep === null) framed = size;
       } else keep = filter.filter(norm);
     }

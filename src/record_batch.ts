@@ -82,6 +82,13 @@ export interface EncodeOptions {
 function lo32(n: number): number { return n >>> 0; }
 function hi32(n: number): number { return Math.floor(n / TWO32) | 0; }
 
+/** RecordBatchEncoder.lastLayout(): where the last batch's layout tables are in wasm memory. */
+export interface BatchLayoutTables {
+  desc: number;
+  pos: number;
+  count: number;
+}
+
 /** Encodes normalised records into RecordBatch v2 bytes inside wasm memory. */
 export class RecordBatchEncoder {
   private readonly k: Kernels;
@@ -191,6 +198,16 @@ export class RecordBatchEncoder {
    * until the next encode().
    */
   lastValuePositions(): Int32Array { return this.valuePos.subarray(0, this.lastCount); }
+
+  /**
+   * The layout tables of the last batch encoded, in wasm memory, valid until
+   * the next encode(): `desc` (per record: tsDeltaLo, tsDeltaHi, keyLen,
+   * valueLen, headerCount, then nameLen and valueLen per header, as i32; -1
+   * is null) and `pos` (per record: key and value positions, then each
+   * header's name and value positions, relative to the batch start). Lets a
+   * kernel find fields without decoding the batch (the dedup filter does).
+   */
+  lastLayout(): BatchLayoutTables { return { desc: this.desc.ptr, pos: this.pos.ptr, count: this.lastCount }; }
 
   free(): void { this.desc.free(); this.pos.free(); }
 }
