@@ -211,7 +211,7 @@ for (const [name, make] of backends) {
   });
 }
 
-test('pipelineSegments bounds the segments in flight: 1 uploads one after the other, 2 overlaps two', async () => {
+test('pipelineSegments bounds the segments sending at once: 1 uploads one after the other, 2 overlaps two', async () => {
   const saved = uploadTuning.pipelineSegments;
   const dir = tmp();
   await writeUntiered(dir, 200, 24);
@@ -224,13 +224,13 @@ test('pipelineSegments bounds the segments in flight: 1 uploads one after the ot
         const od = store.tier!.layout.partitionDir('ev', 0);
         const bases = p.segments.slice(0, -1).map((s) => s.baseOffset);
         assert.ok(bases.length >= 4);
-        // Segments with an object write under way, and the most at once.
+        // Segments whose log is being written (one PUT each on memory), and the most at once.
         const active = new Map<string, number>();
         let most = 0;
         const objects = store.tier!.objects;
         const write = objects.write.bind(objects);
         objects.write = async (key: string, data: Buffer) => {
-          const seg = /(\d{20})\.(log|index|timeindex)$/.exec(key)?.[1];
+          const seg = /(\d{20})\.log$/.exec(key)?.[1];
           if (seg) { active.set(seg, (active.get(seg) ?? 0) + 1); most = Math.max(most, active.size); }
           try { await write(key, data); } finally {
             if (seg) { const n = active.get(seg)! - 1; if (n === 0) active.delete(seg); else active.set(seg, n); }

@@ -580,8 +580,15 @@ export class PartitionArchiver {
         (err: unknown) => { commit = null; commitFailed = true; failure ??= { err }; },
       );
     };
+    // `window` segments may be sending bytes at once (and hold read buffers);
+    // segments whose bytes are all sent, being finished and verified, do not
+    // count, up to `2 * window` started and not yet listed.
+    const maxStarted = 2 * window;
+    let sending = 0;
+    let wake: (() => void) | null = null;
+    const canStart = () => !failure && !exhausted && sending < window && inflight.length < maxStarted;
     for (;;) {
-      while (!failure && !exhausted && inflight.length < window) {
+      while (canStart()) {
         let seg: LogSegment | null;
         try {
           seg = await next();
@@ -591,12 +598,30 @@ export class PartitionArchiver {
         }
         if (!seg) { exhausted = true; break; }
         const s = seg;
-        const up = this.d.limiter.run(() => this.sendSegment(s));
+        sending++;
+        let sent = false;
+        const bytesSent = () => {
+          if (sent) return;
+          sent = true;
+          sending--;
+          const w = wake;
+          wake = null;
+          w?.();
+        };
+        const up = this.d.limiter.run(() => this.sendSegment(s, bytesSent)).finally(bytesSent);
         up.catch(() => undefined); // observed in order below
         inflight.push(up);
       }
-      const head = inflight.shift();
+      const head = inflight[0];
       if (!head) break;
+      if (!failure && !exhausted && inflight.length < maxStarted) {
+        // Wake up when the oldest segment is done or another one may start, whichever comes first.
+        const woken = new Promise<boolean>((resolve) => { wake = () => resolve(false); });
+        const headDone = await Promise.race([head.then(() => true, () => true), woken]);
+        wake = null;
+        if (!headDone && canStart()) continue;
+      }
+      inflight.shift();
       try {
         const entry = await head;
         // Segments after a failed one are not listed: that would leave a gap.
@@ -669,7 +694,7 @@ export class PartitionArchiver {
    * checks the log as it goes and verifies every object (stat size); does
    * not list the segment. Returns its manifest entry.
    */
-  private async sendSegment(seg: LogSegment): Promise<ManifestSegment> {
+  private async sendSegment(seg: LogSegment, bytesSent: () => void = () => undefined): Promise<ManifestSegment> {
     if (!seg.closed || seg === this.p.active) throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.p.name} is active: only closed segments are archived`);
     if (seg.size === 0) throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.p.name} is empty`);
     if (seg.deleted) throw new InvalidArgumentError(`segment ${seg.baseOffset} of ${this.p.name} was deleted`);
@@ -702,7 +727,9 @@ export class PartitionArchiver {
     let facts: SegmentFacts;
     try {
       const streamed = this.d.store.streamsWrites || size > this.d.config.multipartThresholdBytes;
-      facts = streamed ? await this.streamLog(seg, objects.log.key, checker, startSmall) : await this.putLog(seg, objects.log.key, checker, startSmall);
+      facts = streamed
+        ? await this.streamLog(seg, objects.log.key, checker, startSmall, bytesSent)
+        : await this.putLog(seg, objects.log.key, checker, startSmall, bytesSent);
       if (facts.size !== size) throw new CorruptionError(`segment read ${facts.size} bytes, expected ${size}`, { file: seg.logPath, position: facts.size });
       objects.log.crc32c = crcHex(facts.crc32c);
       await this.verifyObject(objects.log);
@@ -735,7 +762,7 @@ export class PartitionArchiver {
    * the multipart threshold): the file read once into a pooled buffer, the
    * PUT started, the bytes checked (CRC-32C, framing) while it runs.
    */
-  private async putLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void): Promise<SegmentFacts> {
+  private async putLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void, sent: () => void): Promise<SegmentFacts> {
     const size = seg.size;
     const lease = uploadBuffers.take(size);
     try {
@@ -753,6 +780,7 @@ export class PartitionArchiver {
       return checker.finish();
     } finally {
       lease.release();
+      sent();
     }
   }
 
@@ -763,12 +791,14 @@ export class PartitionArchiver {
    * checked while it is written, so the file is read once and the check
    * overlaps the upload.
    */
-  private async streamLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void): Promise<SegmentFacts> {
+  private async streamLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void, sent: () => void): Promise<SegmentFacts> {
     const size = seg.size;
     const step = Math.min(checkTuning().chunk, size);
     const w = await this.d.store.writer(this.dir + key, this.d.store.streamsWrites ? undefined : PART_BYTES);
     const bufs = [uploadBuffers.take(step), uploadBuffers.take(step)];
     const h = this.d.storage.open(seg.logPath, 'read');
+    let fileOpen = true;
+    const closeFile = () => { if (fileOpen) { fileOpen = false; h.close(); } };
     let pending: Promise<unknown> | null = null;
     try {
       let turn = 0;
@@ -792,11 +822,17 @@ export class PartitionArchiver {
         pending = null;
         if (e) throw e;
       }
+      // Every byte is handed over and the buffers are free: the next segment
+      // may start while this one completes (close: the upload's completion,
+      // or on fs the flush to disk).
+      closeFile();
+      for (const b of bufs) b.release();
+      sent();
       await w.close();
       return checker.finish();
     } finally {
       if (pending) await pending;
-      h.close();
+      closeFile();
       for (const b of bufs) b.release();
     }
   }
