@@ -187,7 +187,7 @@ function uploadPassCase(b: Backend): BenchCase {
             {
               name: sed,
               role: 'sediment',
-              note: `PartitionArchiver.uploadSegments of ${PASS_SEGMENTS} segments: ${uploadTuning.pipelineSegments} segments in flight (the next one read and checked while the previous one uploads), ` +
+              note: `PartitionArchiver.uploadSegments of ${PASS_SEGMENTS} segments: ${uploadTuning.pipelineSegments} segments sending at once (the next one read, checked and sent while the previous one completes and is verified), ` +
                 'each as in the single-segment case (read once, checked in wasm, three objects at the same time, each stat-verified); ' +
                 'the manifest rewritten once per group of segments verified while the previous manifest write was in flight',
               async: true,

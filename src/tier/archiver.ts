@@ -13,8 +13,9 @@
 //      scanned batch by batch in wasm and its CRC-32C computed while it
 //      uploads, from the one read of the file) and its size confirmed by a
 //      stat; then the manifest, replaced whole, listing the new segments.
-//      Up to uploadTuning.pipelineSegments segments are in flight at once
-//      (the next one is read and checked while the previous one uploads);
+//      Up to uploadTuning.pipelineSegments segments send bytes at once
+//      (the next one is read, checked and sent while the previous one
+//      completes and is verified);
 //      the manifest lists only a run of verified segments from the oldest
 //      up, so no reader sees an entry whose objects are missing and no gap
 //      is ever listed, and one manifest write covers every segment verified
@@ -59,7 +60,12 @@ export const uploadTuning = {
    * multipart uploads). Two such buffers are in use per streamed upload.
    */
   streamChunkBytes: 4 << 20,
-  /** Segments of one partition in flight at once (>= 1; 1 uploads one after the other). */
+  /**
+   * Segments of one partition sending bytes at once (1..64; 1 sends one
+   * after the other). A segment whose bytes are all handed over, being
+   * completed and verified, no longer counts; at most twice this many are
+   * started and not yet listed.
+   */
   pipelineSegments: 2,
 };
 

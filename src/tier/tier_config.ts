@@ -32,7 +32,7 @@ export interface TierConfig {
    * `sediment tier upload` from a scheduler).
    */
   autoArchive?: boolean;
-  /** Segment uploads in flight at the same time, across all partitions (default 4; a partition pipelines up to two). */
+  /** Segment uploads in flight at the same time, across all partitions (default 4; a partition pipelines several). */
   uploadConcurrency?: number;
   /** Period of the background check for time-based local and remote retention, ms (default 60 000; -1: only on roll and archiveNow()). */
   checkIntervalMs?: number;
