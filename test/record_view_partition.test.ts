@@ -16,6 +16,7 @@ import { ClosedError, CorruptionError } from '../src/errors.js';
 import { WasmBuffer, getKernelsSync } from '../src/kernels.js';
 import { refBatch, refRecords, RefRecord } from './fixtures/reference.js';
 import { tmpDir, cleanupTmp, openPartition, partitionDir, segPath, batchPositions, testOpts } from './helpers/log_util.js';
+import { randomBytes } from './helpers/random.js';
 
 after(cleanupTmp);
 
@@ -249,6 +250,32 @@ test('gzip and control batches of a Kafka-copied partition read as views', async
     const got: Model[] = [];
     for await (const v of p.readViews({ offset: mid }, { maxRecords: 2 })) got.push(...copyOut(v));
     assert.deepEqual(got, want.filter((r) => r.offset >= mid).slice(0, 2));
+  } finally {
+    await store.close();
+  }
+});
+
+test('batches larger than a read chunk and batches cut by chunk ends read back whole (the cut part is kept, not re-read)', async () => {
+  const dir = tmpDir();
+  const { store, p } = await openPartition(dir, { segmentBytes: 16 << 20, maxMessageBytes: 2 << 20 });
+  try {
+    // Batch sizes from 1 KiB to 700 KiB, so chunks of 64 KiB .. 1 MiB end inside batches at many places.
+    const all: Model[] = [];
+    let ts = 1;
+    for (let b = 0; b < 24; b++) {
+      const n = 1 + (b % 5);
+      const size = [1024, 9000, 70_000, 140_000, 700 * 1024 / 5][b % 5]!;
+      const recs: RecordInput[] = Array.from({ length: n }, (_, i) => ({ key: `b${b}r${i}`, value: randomBytes(size + i, b * 10 + i + 1), timestamp: ts++ }));
+      const res = p.appendSync(recs);
+      recs.forEach((r, i) => all.push({ offset: res.baseOffset + i, timestamp: r.timestamp!, key: utf8.encode(r.key as string), value: r.value as Uint8Array, headers: [] }));
+    }
+    for (const from of [0, 1, 7, Math.floor(all.length / 2), all.length - 1]) {
+      for (const reuseBuffers of [false, true]) {
+        const got: Model[] = [];
+        for await (const v of p.readViews({ offset: from }, { reuseBuffers })) got.push(...copyOut(v));
+        assert.deepEqual(got, all.slice(from), `from ${from}, reuseBuffers ${reuseBuffers}`);
+      }
+    }
   } finally {
     await store.close();
   }
