@@ -372,3 +372,44 @@ test('buffer pool: buffers are reused once released, never while on loan; retent
     pool.clear();
   }
 });
+
+test('verification looks again at an object shown late or short, and fails the upload when it stays wrong', async () => {
+  const tier = memoryTier({ autoArchive: false });
+  const dir = tmp();
+  await writeUntiered(dir, 100, 27);
+  const { store, p } = await openTiered(dir, tier);
+  try {
+    const objects = store.tier!.objects;
+    const stat = objects.stat.bind(objects);
+    const od = store.tier!.layout.partitionDir('ev', 0);
+    const seg = p.segments[0]!;
+    const logKey = od + String(seg.baseOffset).padStart(20, '0') + '.log';
+    // Shown missing, then short, then as written (a store that acknowledges before the write is visible).
+    let looks = 0;
+    objects.stat = async (key: string) => {
+      if (key !== logKey) return stat(key);
+      looks++;
+      if (looks === 1) return null;
+      const st = await stat(key);
+      return looks === 2 && st ? { ...st, size: 0 } : st;
+    };
+    const [e] = await store.tier!.archiver('ev', 0).uploadSegments([seg]);
+    assert.equal(looks, 3);
+    assert.equal(e!.objects.log.size, seg.size);
+    // Always short: the upload fails after a bounded number of looks, nothing is listed.
+    looks = 0;
+    const m0 = store.tier!.archiver('ev', 0).currentManifest().version;
+    objects.stat = async (key: string) => {
+      const st = await stat(key);
+      if (key !== logKey) return st;
+      looks++;
+      return st ? { ...st, size: st.size - 1 } : st;
+    };
+    await assert.rejects(store.tier!.archiver('ev', 0).uploadSegments([seg]), (err: unknown) => err instanceof ObjectStoreError && /expected \d+ \(5 looks\)/.test(err.message));
+    assert.equal(looks, 5);
+    assert.equal(store.tier!.archiver('ev', 0).currentManifest().version, m0, 'no manifest write');
+  } finally {
+    await store.close();
+    forgetMemoryTier(tier);
+  }
+});

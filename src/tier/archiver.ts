@@ -46,6 +46,9 @@ import { RemotePartitionReader } from './remote_reader.js';
 
 /** The local copy of the partition's manifest (in the partition directory). */
 export const LOCAL_MANIFEST_FILE = 'tier-manifest.json';
+/** Stats of an uploaded object before a missing or wrong-sized object fails the upload, and the first wait between them (doubling). */
+const VERIFY_ATTEMPTS = 5;
+const VERIFY_DELAY_MS = 20;
 /** Part size of multipart uploads (segments above the multipart threshold). */
 const PART_BYTES = 16 << 20;
 
@@ -846,9 +849,19 @@ export class PartitionArchiver {
   /** The object must be in the store with the expected size (and, optionally, its CRC-32C read back). */
   private async verifyObject(o: { key: string; size: number; crc32c: string }): Promise<void> {
     const key = this.dir + o.key;
-    const st = await this.d.store.stat(key);
-    if (!st) throw new ObjectStoreError('verify', key, 'NotFound', 'uploaded object is missing');
-    if (st.size !== o.size) throw new ObjectStoreError('verify', key, 'Unexpected', `uploaded object has ${st.size} bytes, expected ${o.size}`);
+    // A store may show a new object late (eventually consistent S3-compatible
+    // stores; s3rver acknowledges a PUT before its file is written): a
+    // missing or short object is looked at again, a few times, before the
+    // upload counts as failed.
+    for (let attempt = 1; ; attempt++) {
+      const st = await this.d.store.stat(key);
+      if (st && st.size === o.size) break;
+      if (attempt >= VERIFY_ATTEMPTS) {
+        if (!st) throw new ObjectStoreError('verify', key, 'NotFound', `uploaded object is missing (${attempt} looks)`);
+        throw new ObjectStoreError('verify', key, 'Unexpected', `uploaded object has ${st.size} bytes, expected ${o.size} (${attempt} looks)`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, VERIFY_DELAY_MS * 2 ** (attempt - 1)));
+    }
     if (this.d.config.verifyReadBack && o.size > 0) {
       const back = await this.d.store.read(key);
       const crc = crcHex(this.d.crc.of(back));
