@@ -30,7 +30,7 @@ import { Manifest } from '../src/tier/manifest.js';
 import { archivedBatchLimit } from '../src/tier/segment_check.js';
 import { RemotePartitionReader } from '../src/tier/remote_reader.js';
 import { startS3rver, S3Server } from './helpers/s3rver.js';
-import { tmp, cleanup, FAST, memoryTier, forgetMemoryTier, smallTopic, recentRecords, openTiered, appendAll, readPlain, plain, PlainRecord } from './helpers/tier_util.js';
+import { tmp, cleanup, FAST, memoryTier, fsTier, forgetMemoryTier, smallTopic, recentRecords, openTiered, appendAll, readPlain, plain, PlainRecord } from './helpers/tier_util.js';
 import type { TierConfig } from '../src/tier/tier_config.js';
 
 interface Archived {
@@ -99,12 +99,12 @@ async function assertCachedChunksExact(a: Archived, cache: ChunkCache, chunkByte
   return checked;
 }
 
-describe('remote reads (memory service)', () => {
+for (const [service, make] of [['memory', memoryTier], ['fs', fsTier]] as const) describe(`remote reads (${service} service)`, () => {
   let a: Archived;
 
   before(async () => {
     // About 560 KiB of log in segments of 96 KiB: many chunks per segment at the chunk sizes below.
-    a = await archived(memoryTier(), 1200, 77, 96 * 1024);
+    a = await archived(make(), 1200, 77, 96 * 1024);
   });
 
   after(async () => {
