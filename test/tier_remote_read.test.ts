@@ -207,7 +207,9 @@ for (const [service, make] of [['memory', memoryTier], ['fs', fsTier]] as const)
 
   test('through the partition: read, readBatches and readViews across the archive agree with the local log', async () => {
     const n = a.expected.length;
+    const before = a.store.tier!.status().reads.records;
     assert.deepEqual(await readPlain(a.p, { offset: 0 }), a.expected);
+    assert.equal(a.store.tier!.status().reads.records - before, n, 'status counts the records read remotely');
     const flat: PlainRecord[] = [];
     for await (const batch of a.p.readBatches({ offset: 17 }, { maxRecords: 900 })) for (const r of batch) flat.push(plain(r));
     assert.deepEqual(flat, a.expected.slice(17, 917));
@@ -297,6 +299,7 @@ describe('remote reads over s3 (s3rver)', () => {
       assert.ok(got.length >= 1 && got.length < a.expected.length, `${got.length} records before the outage`);
       assert.deepEqual(got, a.expected.slice(0, got.length));
       assert.ok(reader.stats.streams >= 1 && reader.stats.streamFallbacks >= 1, JSON.stringify(reader.stats));
+      assert.deepEqual(a.store.tier!.status().reads, reader.stats, 'tier status reports the partition\'s read counters');
       await s3.start();
       a.store.tier!.cache.clear();
       assert.deepEqual(await readPlain(a.p, { offset: 0 }), a.expected);

@@ -12,6 +12,7 @@ import { ChunkCache, ChunkCacheStats } from './chunk_cache.js';
 import { TierConfig, ResolvedTierConfig, resolveTierConfig, describeTierConfig } from './tier_config.js';
 import { ArchiveLayout, Catalog, CATALOG_FORMAT, parseCatalog, serializeCatalog, Manifest, MANIFEST_NAME, OBJECT_KINDS } from './manifest.js';
 import { PartitionArchiver, PartitionTierStatus, Limiter, UploadProgress } from './archiver.js';
+import type { RemoteReadStats } from './remote_reader.js';
 import type { PresignedRequest } from 'opendal';
 
 export interface TierStatus {
@@ -21,6 +22,8 @@ export interface TierStatus {
   partitions: PartitionTierStatus[];
   cache: ChunkCacheStats;
   requests: ObjectStore['counters'];
+  /** Remote reads of the selected partitions, summed (streams opened, streams continued by ranged reads, ...). */
+  reads: RemoteReadStats;
 }
 
 /** Presigned GET requests for one partition's archive (browser replay). */
@@ -191,7 +194,18 @@ export class TieredStorage {
       partitions: this.selected(topic).map((a) => a.status()),
       cache: this.cache.stats(),
       requests: { ...this.objects.counters },
+      reads: this.readStats(topic),
     };
+  }
+
+  /** Remote read counters of the selected partitions, summed. */
+  private readStats(topic?: string): RemoteReadStats {
+    const sum: RemoteReadStats = { segmentsOpened: 0, chunksRead: 0, streams: 0, streamFallbacks: 0, segmentsPreopened: 0, batches: 0, records: 0 };
+    for (const a of this.selected(topic)) {
+      const s = a.reader.stats;
+      for (const k of Object.keys(sum) as (keyof RemoteReadStats)[]) sum[k] += s[k];
+    }
+    return sum;
   }
 
   /** Presigned GET requests for a partition's manifest and every object it lists (needs a service that presigns, e.g. s3). */
