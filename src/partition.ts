@@ -8,14 +8,16 @@
 // the recovery point. Recovery: see docs/log.md.
 
 import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { Kernels, WasmBuffer } from './kernels.js';
 import { Storage } from './storage.js';
 import { LogSegment, parseSegmentFileName, segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult, MAX_READ_BATCH_BYTES } from './log_segment.js';
 import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, BatchInfo, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
-  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL, RecordBatchView, BatchLayoutTables, ViewScratch } from './record_batch.js';
+  BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL, RecordBatchView, BatchLayoutTables, ViewScratch,
+  ATTR_CODEC_MASK, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, CODEC_NONE, CODEC_GZIP, MAX_INFLATED_BYTES, RECORD_ROW_WORDS, HEADER_ROW_WORDS } from './record_batch.js';
 import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
 import { TopicConfig } from './topic_config.js';
-import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
+import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError, UnsupportedCodecError } from './errors.js';
 
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 export const RECOVERY_POINT_FILE = 'recovery-point';
@@ -34,6 +36,17 @@ const READ_CHUNK = 1 << 20;
 /** Read contexts kept for reuse per partition. */
 const READ_POOL_MAX = 4;
 
+/** Most bytes one appendBatches call takes (Kafka's socket.request.max.bytes default). */
+export const MAX_APPEND_BATCHES_BYTES = 100 * 1024 * 1024;
+/** appendBatches keeps its wasm scratch between calls up to this size (larger is freed after the call). */
+const INGEST_KEEP_BYTES = 16 << 20;
+/** Kafka's zstd codec id, the largest defined one. */
+const CODEC_ZSTD = 4;
+const TWO32 = 4294967296;
+
+/** Scratch of appendBatches (made on first use). */
+interface IngestContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; inflated: WasmBuffer }
+
 interface ReadContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; scratch: ViewScratch | null }
 
 export interface AppendResult {
@@ -47,6 +60,20 @@ export interface AppendResult {
   dropped: number[];
   /** Offset of each input record, or -1 for a dropped one. */
   offsets: number[];
+}
+
+/** Result of Partition.appendBatches / appendBatchesSync. */
+export interface BatchesAppendResult {
+  /** Offset of the first record written (logEndOffset before the call when nothing was written). */
+  baseOffset: number;
+  /** Offset of the last record written (baseOffset - 1 when nothing was written). */
+  lastOffset: number;
+  /** Records written. */
+  count: number;
+  /** Records dropped as duplicates (dedup topics). */
+  dropped: number;
+  /** Per input batch, in order: the offsets its written records got (count 0 and lastOffset = baseOffset - 1 when dedup dropped them all). */
+  batches: { baseOffset: number; lastOffset: number; count: number }[];
 }
 
 export type ReadFrom = { offset: number } | { timestamp: number };
@@ -154,6 +181,7 @@ export class Partition {
   private readonly storage: Storage;
   private readonly encoder: RecordBatchEncoder;
   private readonly writeBuf: WasmBuffer;
+  private ingest: IngestContext | null = null;
   private _highWatermark = 0;
   private unflushedRecords = 0;
   private dirDirty = false;
@@ -473,18 +501,257 @@ export class Partition {
 
   /** Writes the batch of these records that the encoder just framed in writeBuf (size bytes). */
   private writeFramed(batch: NormalizedRecord[], size: number): void {
-    let seg = this.active;
     let maxTs = batch[0]!.timestamp;
     for (let i = 1; i < batch.length; i++) if (batch[i]!.timestamp > maxTs) maxTs = batch[i]!.timestamp;
-    if (this.shouldRoll(seg, size, maxTs, batch.length)) seg = this.roll();
+    this.lastBatch = this.writeFramedAt(this.writeBuf.ptr, size, batch.length, maxTs);
+  }
+
+  /**
+   * Writes one framed, validated batch of `count` contiguous records at
+   * [ptr, ptr + size) of wasm memory: rolls when due, stamps its base offset
+   * (outside the CRC) and appends it to the active segment with its index
+   * entries. Shared by appendSync and appendBatchesSync.
+   */
+  private writeFramedAt(ptr: number, size: number, count: number, maxTs: number): { segment: LogSegment; position: number; size: number; baseOffset: number; count: number } {
+    let seg = this.active;
+    if (this.shouldRoll(seg, size, maxTs, count)) seg = this.roll();
     const baseOffset = seg.nextOffset;
-    stampBaseOffset(this.k, this.writeBuf.ptr, baseOffset);
+    stampBaseOffset(this.k, ptr, baseOffset);
     // Like Kafka's time index, the offset recorded with a max timestamp is the
     // last offset of its batch (what a rebuild from batch headers gives too).
-    const lastOffset = baseOffset + batch.length - 1;
+    const lastOffset = baseOffset + count - 1;
     const position = seg.size;
-    seg.append(this.writeBuf.ptr, { size, baseOffset, lastOffset, maxTimestamp: maxTs, offsetOfMaxTimestamp: lastOffset });
-    this.lastBatch = { segment: seg, position, size, baseOffset, count: batch.length };
+    seg.append(ptr, { size, baseOffset, lastOffset, maxTimestamp: maxTs, offsetOfMaxTimestamp: lastOffset });
+    return { segment: seg, position, size, baseOffset, count };
+  }
+
+  // --- append of pre-framed batches (the Kafka produce path) --------------------
+
+  /**
+   * Appends RecordBatch v2 batches that are already framed (the Kafka produce
+   * path): `bytes` holds one or more concatenated batches, as a Kafka client
+   * sends them, as RecordBatchEncoder makes them, or as read from another
+   * partition or a Kafka `.log` file. Nothing is re-encoded: the bytes are
+   * copied into wasm memory once, every batch is validated, each gets its
+   * base offset stamped in place (bytes 0..7, outside the CRC) and is written
+   * as it is through the same roll, index and flush machinery as appendSync.
+   *
+   * Validation, all before anything is written (all-or-nothing for the call):
+   * length bounds, magic 2, CRC-32C, a header consistent with its records
+   * (lastOffsetDelta = recordCount - 1, offset deltas 0..count-1, maxTimestamp
+   * = the largest record timestamp unless the batch uses log-append time),
+   * every record's framing, timestamps >= 0, size <= maxMessageBytes, and no
+   * trailing bytes. Refused with typed errors: CorruptionError (damaged,
+   * truncated or inconsistent bytes, trailing garbage, gzip data that does not
+   * inflate), RecordTooLargeError (a batch over maxMessageBytes, or the call
+   * over MAX_APPEND_BATCHES_BYTES), UnsupportedCodecError (snappy, lz4, zstd),
+   * InvalidArgumentError (transactional or control batches, unknown attribute
+   * bits, negative timestamps). gzip batches are inflated to check their
+   * records and stored compressed, as sent. The base offsets in the input are
+   * ignored (overwritten); producer id, epoch, sequence and the leader epoch
+   * are kept as sent and not checked (no idempotent-producer dedup). The
+   * caller's `bytes` are never modified.
+   *
+   * Dedup topics: every batch's records go through the topic's dedup before
+   * offsets are assigned; a batch that loses records is re-encoded from the
+   * kept ones (uncompressed, without producer id), one that keeps all is
+   * written as sent. After this call lastBatchLayout() returns null.
+   */
+  appendBatchesSync(bytes: Uint8Array): BatchesAppendResult {
+    this.checkWritable();
+    this.appendGuard?.();
+    if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError('appendBatches takes a Uint8Array of concatenated RecordBatch v2 batches');
+    if (bytes.length > MAX_APPEND_BATCHES_BYTES) throw new RecordTooLargeError(bytes.length, MAX_APPEND_BATCHES_BYTES, 'appendBatches input');
+    const startOffset = this.logEndOffset;
+    if (bytes.length === 0) return { baseOffset: startOffset, lastOffset: startOffset - 1, count: 0, dropped: 0, batches: [] };
+    const k = this.k;
+    const ing = this.ingest ??= { buf: new WasmBuffer(k, bytes.length), scanner: new BatchScanner(k, 1024), decoder: new RecordBatchDecoder(k), inflated: new WasmBuffer(k, 1024) };
+    try {
+      const ptr = ing.buf.ensure(bytes.length);
+      k.u8.set(bytes, ptr);
+      const filter = this.appendFilter;
+      const infos = this.scanIngest(ing, ptr, bytes.length);
+      let total = 0;
+      // With a dedup filter: each batch's records (read while its rows are at hand).
+      const records: NormalizedRecord[][] | null = filter ? [] : null;
+      for (const info of infos) {
+        this.checkIngestBatch(ing, ptr, info, records);
+        total += info.recordCount;
+      }
+      if (startOffset + total > Number.MAX_SAFE_INTEGER) throw new InvalidArgumentError(`offsets would pass 2^53 - 1 (logEndOffset ${startOffset})`);
+      // Dedup decisions, once every batch is known valid: null keeps a batch whole.
+      const kept: (NormalizedRecord[] | null)[] = new Array(infos.length).fill(null);
+      let dropped = 0;
+      if (filter && records) {
+        try {
+          for (let b = 0; b < infos.length; b++) {
+            const info = infos[b]!;
+            const recs = records[b]!;
+            const keep = filter.filterEncoded && (info.attributes & ATTR_CODEC_MASK) === CODEC_NONE
+              ? filter.filterEncoded(recs, k, ptr + info.position, info.size)
+              : filter.filter(recs);
+            if (keep === null || keep.every((x) => x)) continue;
+            const list: NormalizedRecord[] = [];
+            for (let i = 0; i < recs.length; i++) if (keep[i]) list.push(recs[i]!);
+            dropped += recs.length - list.length;
+            kept[b] = list;
+          }
+        } catch (err) {
+          // Batches filtered before the failure are in the window but will never be written.
+          filter.aborted?.();
+          throw err;
+        }
+      }
+      const batches: { baseOffset: number; lastOffset: number; count: number }[] = new Array(infos.length);
+      try {
+        for (let b = 0; b < infos.length; b++) {
+          const info = infos[b]!;
+          const list = kept[b];
+          const first = this.logEndOffset;
+          if (list === null) this.writeFramedAt(ptr + info.position, info.size, info.recordCount, info.maxTimestamp);
+          else this.writeRecords(list);
+          const n = this.logEndOffset - first;
+          batches[b] = { baseOffset: first, lastOffset: first + n - 1, count: n };
+        }
+      } catch (err) {
+        filter?.aborted?.();
+        // A failed write leaves the file in an unknown state: refuse further writes until reopened (recovery fixes it).
+        this.failed = err as Error;
+        throw err;
+      } finally {
+        this.lastBatch = null;
+      }
+      const count = this.logEndOffset - startOffset;
+      if (filter?.committed && records) {
+        const all: NormalizedRecord[] = [];
+        const offsets: number[] = [];
+        for (let b = 0; b < infos.length; b++) {
+          const list = kept[b] ?? records[b]!;
+          for (let i = 0; i < list.length; i++) { all.push(list[i]!); offsets.push(batches[b]!.baseOffset + i); }
+        }
+        if (all.length > 0) filter.committed(all, offsets);
+      }
+      this.unflushedRecords += count;
+      if (count > 0) this.notify();
+      return { baseOffset: startOffset, lastOffset: startOffset + count - 1, count, dropped, batches };
+    } finally {
+      if (ing.buf.capacity > INGEST_KEEP_BYTES || ing.inflated.capacity > INGEST_KEEP_BYTES) this.freeIngest();
+    }
+  }
+
+  /** appendBatchesSync() under append()'s flush policy (resolves after the flush when flushMessages is reached). */
+  async appendBatches(bytes: Uint8Array): Promise<BatchesAppendResult> {
+    const result = this.appendBatchesSync(bytes);
+    if (this.config.flushMessages > 0 && this.unflushedRecords >= this.config.flushMessages) await this.flush();
+    return result;
+  }
+
+  /** Scans the whole input: every byte must belong to a valid batch (length bounds, magic, CRC). */
+  private scanIngest(ing: IngestContext, ptr: number, len: number): BatchInfo[] {
+    const infos: BatchInfo[] = [];
+    let pos = 0;
+    for (;;) {
+      // No batch bound here: a batch over maxMessageBytes is reported as too large, not as corrupt.
+      const r = ing.scanner.scan(ptr + pos, len - pos, { positionBase: pos, maxBatchBytes: MAX_APPEND_BATCHES_BYTES });
+      for (const b of r.batches) infos.push(b);
+      pos += r.stopPosition;
+      if (r.stop === ScanStop.End) return infos;
+      if (r.stop === ScanStop.TableFull) continue;
+      const why = r.stop === ScanStop.Incomplete ? 'truncated batch (the input ends inside it)' : SCAN_STOP_NAMES[r.stop] ?? `scan stop ${r.stop}`;
+      throw new CorruptionError(`${why}${infos.length > 0 ? ` after ${infos.length} valid batches` : ''}`, { position: pos });
+    }
+  }
+
+  /**
+   * Checks one scanned batch beyond the scan: limits, attributes, header vs
+   * records, every record's framing and timestamp. With `records`, pushes
+   * the batch's records (for the dedup filter).
+   */
+  private checkIngestBatch(ing: IngestContext, ptr: number, info: BatchInfo, records: NormalizedRecord[][] | null): void {
+    const where = { position: info.position };
+    const at = `batch at byte ${info.position}`;
+    const limit = this.config.maxMessageBytes;
+    if (info.size > limit) throw new RecordTooLargeError(info.size, limit, at);
+    const attrs = info.attributes;
+    const codec = attrs & ATTR_CODEC_MASK;
+    if (codec > CODEC_ZSTD) throw new CorruptionError(`unknown compression codec ${codec}`, where);
+    if (codec !== CODEC_NONE && codec !== CODEC_GZIP) throw new UnsupportedCodecError(codec);
+    if ((attrs & (ATTR_TRANSACTIONAL | ATTR_CONTROL)) !== 0) throw new InvalidArgumentError(`${at}: transactional and control batches are not supported`);
+    if ((attrs & ~(ATTR_CODEC_MASK | ATTR_LOG_APPEND_TIME)) !== 0) throw new InvalidArgumentError(`${at}: unknown attribute bits 0x${attrs.toString(16)}`);
+    if (info.lastOffsetDelta !== info.recordCount - 1) {
+      throw new CorruptionError(`last offset delta ${info.lastOffsetDelta} does not match record count ${info.recordCount}`, where);
+    }
+    if (info.firstTimestamp < 0 || info.maxTimestamp < 0) {
+      throw new InvalidArgumentError(`${at}: negative timestamp (first ${info.firstTimestamp}, max ${info.maxTimestamp})`);
+    }
+    const k = this.k;
+    let batchPtr = ptr + info.position;
+    let plainInfo = info;
+    if (codec === CODEC_GZIP) {
+      let plain: Uint8Array;
+      try {
+        plain = gunzipSync(k.u8.subarray(batchPtr + BATCH_HEADER_SIZE, batchPtr + info.size), { maxOutputLength: MAX_INFLATED_BYTES });
+      } catch (err) {
+        throw new CorruptionError(`gzip data does not inflate: ${(err as Error).message}`, where);
+      }
+      // The inflated records behind a stand-in header: the decoder reads records from batchPtr + BATCH_HEADER_SIZE.
+      batchPtr = ing.inflated.ensure(BATCH_HEADER_SIZE + plain.length);
+      k.u8.set(plain, batchPtr + BATCH_HEADER_SIZE);
+      plainInfo = { ...info, attributes: attrs & ~ATTR_CODEC_MASK, size: BATCH_HEADER_SIZE + plain.length };
+    }
+    // Every record's framing, offset deltas strictly increasing within [0, lastOffsetDelta] (so exactly 0..count-1).
+    const { rows, headers } = ing.decoder.decodeRows(batchPtr, plainInfo);
+    const n = info.recordCount;
+    const i32 = k.i32;
+    const logAppendTime = (attrs & ATTR_LOG_APPEND_TIME) !== 0;
+    if (!logAppendTime) {
+      let max = -1;
+      for (let i = 0, w = rows >>> 2; i < n; i++, w += RECORD_ROW_WORDS) {
+        const ts = info.firstTimestamp + (i32[w + 2]! * TWO32 + (i32[w + 1]! >>> 0));
+        if (ts < 0) throw new InvalidArgumentError(`${at}: record ${i} timestamp ${ts} is negative`);
+        if (ts > max) max = ts;
+      }
+      if (max !== info.maxTimestamp) throw new CorruptionError(`max timestamp ${info.maxTimestamp} in the header, but the records' largest is ${max}`, where);
+    }
+    if (records) {
+      const recs = recordsFromRows(k, rows, headers, n, info, logAppendTime);
+      if (codec !== CODEC_NONE) {
+        // Dedup may re-encode a gzip batch's records uncompressed: each must then fit a batch on its own.
+        for (let i = 0; i < n; i++) {
+          const size = BATCH_HEADER_SIZE + RecordBatchEncoder.recordBound(recs[i]!);
+          if (size > limit) throw new RecordTooLargeError(size, limit, `${at}: record ${i} (framed uncompressed, as dedup may re-encode it)`);
+        }
+      }
+      records.push(recs);
+    }
+  }
+
+  /** Writes records (already validated and filtered) in batches of at most maxMessageBytes. */
+  private writeRecords(list: NormalizedRecord[]): void {
+    const limit = this.config.maxMessageBytes;
+    let start = 0;
+    while (start < list.length) {
+      let end = start;
+      let bound = BATCH_HEADER_SIZE;
+      while (end < list.length) {
+        const b = RecordBatchEncoder.recordBound(list[end]!);
+        if (end > start && bound + b > limit) break;
+        bound += b;
+        end++;
+      }
+      this.writeBatch(list.slice(start, end));
+      start = end;
+    }
+  }
+
+  private freeIngest(): void {
+    const ing = this.ingest;
+    if (!ing) return;
+    this.ingest = null;
+    ing.buf.free();
+    ing.scanner.free();
+    ing.decoder.free();
+    ing.inflated.free();
   }
 
   /**
@@ -1043,6 +1310,7 @@ export class Partition {
     this.appendFilter?.close?.();
     this.encoder.free();
     this.writeBuf.free();
+    this.freeIngest();
   }
 
   /** True after close(). */
@@ -1124,4 +1392,33 @@ class RecordIterator implements AsyncGenerator<StoredRecord, void, undefined> {
 /** Record chunks (tiered storage) as views. */
 async function* viewsOf(src: AsyncIterable<StoredRecord[]>): AsyncGenerator<RecordBatchView, void, undefined> {
   for await (const chunk of src) yield RecordBatchView.fromRecords(chunk);
+}
+
+/** The records of a batch from the decoder's row tables (copies; for the dedup filter and re-encoding). */
+function recordsFromRows(k: Kernels, rows: number, headers: number, n: number, info: BatchInfo, logAppendTime: boolean): NormalizedRecord[] {
+  const i32 = k.i32;
+  const u32 = k.u32;
+  const u8 = k.u8;
+  const out: NormalizedRecord[] = new Array(n);
+  let h = headers >>> 2;
+  for (let i = 0, w = rows >>> 2; i < n; i++, w += RECORD_ROW_WORDS) {
+    const keyLen = i32[w + 4]!;
+    const valueLen = i32[w + 6]!;
+    const hc = i32[w + 7]!;
+    const headerKeys: Uint8Array[] = new Array(hc);
+    const headerValues: (Uint8Array | null)[] = new Array(hc);
+    for (let j = 0; j < hc; j++, h += HEADER_ROW_WORDS) {
+      headerKeys[j] = u8.slice(u32[h]!, u32[h]! + i32[h + 1]!);
+      const vl = i32[h + 3]!;
+      headerValues[j] = vl < 0 ? null : u8.slice(u32[h + 2]!, u32[h + 2]! + vl);
+    }
+    out[i] = {
+      key: keyLen < 0 ? null : u8.slice(u32[w + 3]!, u32[w + 3]! + keyLen),
+      value: valueLen < 0 ? null : u8.slice(u32[w + 5]!, u32[w + 5]! + valueLen),
+      headerKeys,
+      headerValues,
+      timestamp: logAppendTime ? info.maxTimestamp : info.firstTimestamp + (i32[w + 2]! * TWO32 + (i32[w + 1]! >>> 0)),
+    };
+  }
+  return out;
 }
