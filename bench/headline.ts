@@ -59,6 +59,8 @@ export const HEADLINE_ROWS: HeadlineRow[] = [
     bars: ['append with dedup on ≥ 0.8× append with dedup off'] },
   { what: 'tier upload (S3) vs plain OpenDAL write', group: 'tier', case: /^upload a closed 16 MiB segment.*s3/, sediment: 'sediment archiver upload', peers: ['OpenDAL write (bytes in memory)'],
     bars: ['tiered upload ≥ 0.9× plain OpenDAL write of the same bytes'] },
+  { what: 'tier upload of 4 segments (S3) vs plain OpenDAL writes', group: 'tier', case: /^upload 4 closed 16 MiB segments.*s3/, sediment: 'sediment archiver upload (pipelined)',
+    bars: ['tiered upload of several segments ≥ 0.9× plain OpenDAL writes of the same objects, sequential or concurrent (the faster)'] },
   { what: 'tier read of records (S3) vs plain OpenDAL read', group: 'tier', case: /^read an archived 16 MiB segment back.*s3/, sediment: 'sediment Partition.read (remote)',
     peers: ['OpenDAL read (whole object)'], bars: ['remote read of the records (decoded, through Partition.read) ≥ 0.9× plain OpenDAL read of the same bytes'] },
   { what: 'replay in Chromium vs plain fetch', group: 'replay', case: /^Chromium: whole archive/, sediment: 'sediment/replay (Chromium)', peers: ['plain fetch (Chromium)'],
