@@ -548,6 +548,8 @@ class StreamSource implements LogSource {
   private held: Buffer | null = null;
   private ended = false;
   private error: unknown = null;
+  /** True once the pump has returned: no read is in flight into any block. */
+  private pumpDone = false;
   private closed = false;
   private wake: (() => void) | null = null;
   private resume: (() => void) | null = null;
@@ -592,6 +594,7 @@ class StreamSource implements LogSource {
     } catch (err) {
       this.error = err;
     } finally {
+      this.pumpDone = true;
       this.signal();
     }
   }
@@ -650,9 +653,12 @@ class StreamSource implements LogSource {
     this.fallback?.close();
     this.pieces.length = 0;
     this.queued = 0;
-    // The block being filled may still receive an in-flight read: it is left to the garbage collector.
-    if (this.held !== null && this.held !== this.fill) giveBlock(this.held);
+    // While the pump runs, the block being filled may still receive an in-flight read: it is left to the
+    // garbage collector then. Once the pump is done, it goes back to the pool too.
+    if (this.held !== null && (this.held !== this.fill || this.pumpDone)) giveBlock(this.held);
+    if (this.fill !== null && this.fill !== this.held && this.pumpDone) giveBlock(this.fill);
     this.held = null;
+    this.fill = null;
     const r = this.resume;
     this.resume = null;
     r?.();
