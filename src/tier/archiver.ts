@@ -595,7 +595,9 @@ export class PartitionArchiver {
     const maxStarted = 2 * window;
     let sending = 0;
     let wake: (() => void) | null = null;
-    const canStart = () => !failure && !exhausted && sending < window && inflight.length < maxStarted;
+    // Set as soon as any started segment fails: nothing after it could be listed.
+    let anyFailed = false;
+    const canStart = () => !failure && !anyFailed && !exhausted && sending < window && inflight.length < maxStarted;
     for (;;) {
       while (canStart()) {
         let seg: LogSegment | null;
@@ -618,12 +620,12 @@ export class PartitionArchiver {
           w?.();
         };
         const up = this.d.limiter.run(() => this.sendSegment(s, bytesSent)).finally(bytesSent);
-        up.catch(() => undefined); // observed in order below
+        up.catch(() => { anyFailed = true; }); // the error itself is observed in order below
         inflight.push(up);
       }
       const head = inflight[0];
       if (!head) break;
-      if (!failure && !exhausted && inflight.length < maxStarted) {
+      if (!failure && !anyFailed && !exhausted && inflight.length < maxStarted) {
         // Wake up when the oldest segment is done or another one may start, whichever comes first.
         const woken = new Promise<boolean>((resolve) => { wake = () => resolve(false); });
         const headDone = await Promise.race([head.then(() => true, () => true), woken]);
