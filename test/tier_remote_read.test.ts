@@ -23,7 +23,8 @@ import fc from 'fast-check';
 import { Store } from '../src/store.js';
 import { Partition } from '../src/partition.js';
 import { Crc32c } from '../src/crc32c.js';
-import { ObjectStoreUnavailableError } from '../src/errors.js';
+import { ClosedError, ObjectStoreUnavailableError } from '../src/errors.js';
+import { RecordBatchView } from '../src/record_batch.js';
 import { ChunkCache } from '../src/tier/chunk_cache.js';
 import { ObjectStore } from '../src/tier/object_store.js';
 import { Manifest } from '../src/tier/manifest.js';
@@ -216,6 +217,15 @@ for (const [service, make] of [['memory', memoryTier], ['fs', fsTier]] as const)
     let count = 0;
     for await (const view of a.p.readViews({ offset: 0 }, { maxBytes: 50_000 })) count += view.count;
     assert.ok(count > 0 && count < n);
+    // Reused buffers: the same records, copied out within each step; a superseded view is closed.
+    const reused: PlainRecord[] = [];
+    let previous: RecordBatchView | null = null;
+    for await (const view of a.p.readViews({ offset: 5 }, { reuseBuffers: true })) {
+      if (previous) assert.throws(() => previous!.recordAt(0), ClosedError);
+      for (let i = 0; i < view.count; i++) reused.push(plain(view.recordAt(i)));
+      previous = view;
+    }
+    assert.deepEqual(reused, a.expected.slice(5));
   });
 
   /** An ObjectStore whose streamed reads fail after failAt bytes and whose ranged reads fail when failRanged() says so. */

@@ -28,9 +28,9 @@
 
 import type { Reader as OpenDalReader } from 'opendal';
 import { Kernels, WasmBuffer } from '../kernels.js';
-import { BatchScanner, BatchInfo, RecordBatchDecoder, RecordBatchView, ScanStop, SCAN_STOP_NAMES, ATTR_CONTROL } from '../record_batch.js';
+import { BatchScanner, BatchInfo, RecordBatchDecoder, RecordBatchView, ViewScratch, ScanStop, SCAN_STOP_NAMES, ATTR_CONTROL } from '../record_batch.js';
 import { StoredRecord } from '../record.js';
-import { ReadOptions, RemoteLogReader } from '../partition.js';
+import { ReadOptions, ViewReadOptions, RemoteLogReader } from '../partition.js';
 import { Crc32c } from '../crc32c.js';
 import { CorruptionError } from '../errors.js';
 import { ObjectStore } from './object_store.js';
@@ -271,15 +271,18 @@ export class RemotePartitionReader implements RemoteLogReader {
   /**
    * Records of archived segments from offset up to (not including)
    * localStart, as batch views (what Partition.readViews consumes). Each
-   * view owns its bytes. opts.maxRecords / maxBytes only size the fetches
-   * (prefetch and streaming); the caller applies them.
+   * view owns its bytes, unless opts.reuseBuffers: then the views share one
+   * reused buffer and each lasts until the next step. opts.maxRecords /
+   * maxBytes only size the fetches (prefetch and streaming); the caller
+   * applies them.
    */
-  async *readViews(offset: number, localStart: number, opts: ReadOptions = {}): AsyncGenerator<RecordBatchView, void, undefined> {
+  async *readViews(offset: number, localStart: number, opts: ViewReadOptions = {}): AsyncGenerator<RecordBatchView, void, undefined> {
     const m = this.o.manifest();
     if (!m || m.segments.length === 0) return;
     const limit = (v: unknown) => (typeof v === 'number' && v > 0 ? v : Infinity);
     let recordsLeft = limit(opts.maxRecords);
     let bytesLeft = limit(opts.maxBytes);
+    const scratch = opts.reuseBuffers === true ? new ViewScratch() : undefined;
     const decoder = new RecordBatchDecoder(this.o.k);
     // The next segment's source, opened before the read gets there.
     let ahead: { index: number; src: LogSource } | null = null;
@@ -309,7 +312,7 @@ export class RemotePartitionReader implements RemoteLogReader {
             }
             expectedMin = last;
             if (last < from || (info.attributes & ATTR_CONTROL) !== 0) continue;
-            const vopts = { minOffset: from, maxRecords: recordsLeft, src: { file, position: info.position } };
+            const vopts = { minOffset: from, maxRecords: recordsLeft, src: { file, position: info.position }, scratch };
             let view = RecordBatchDecoder.isSync(info) ? decoder.viewOf(ptr, info, vopts) : await decoder.viewOfAsync(ptr, info, vopts);
             const keep = view.indexOfOffset(localStart);
             if (keep < view.count) view = view.slice(0, keep);
@@ -338,6 +341,7 @@ export class RemotePartitionReader implements RemoteLogReader {
       }
     } finally {
       ahead?.src.close();
+      scratch?.release();
       decoder.free();
     }
   }
