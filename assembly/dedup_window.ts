@@ -114,7 +114,8 @@ export function windowExpire(w: usize, now: f64): void {
   const r = ring(w);
   let head = load<u32>(w + H_HEAD);
   let size = load<u32>(w + H_SIZE);
-  while (size > 0 && now - load<f64>(r + <usize>head * ENTRY, 8) >= age) {
+  const rt = r + (<usize>capacity << 3);
+  while (size > 0 && now - load<f64>(rt + (<usize>head << 3)) >= age) {
     head = head + 1 == capacity ? 0 : head + 1;
     size--;
   }
@@ -132,6 +133,7 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
   const groups = load<u32>(w + H_GROUPS);
   const age = load<f64>(w + H_AGE);
   const r = ring(w);
+  const rt = r + (<usize>capacity << 3);
   const tg = tags(w);
   const t = table(w);
   let head = load<u32>(w + H_HEAD);
@@ -162,10 +164,10 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
       if (ti >= capacity) ti -= capacity;
       let hi = head + <u32>PREFETCH;
       if (hi >= capacity) hi -= capacity;
-      for (let q: u32 = 0; q < <u32>PREFETCH; q += 4) {
+      for (let q: u32 = 0; q < <u32>PREFETCH; q += 8) {
         let a = ti + q; if (a >= capacity) a -= capacity;
         let b = hi + q; if (b >= capacity) b -= capacity;
-        touch ^= load<u64>(r + <usize>a * ENTRY) ^ load<u64>(r + <usize>b * ENTRY);
+        touch ^= load<u64>(r + (<usize>a << 3)) ^ load<u64>(rt + (<usize>a << 3)) ^ load<u64>(rt + (<usize>b << 3));
       }
     }
     const h = load<u64>(hashes + ((<usize>i) << 3));
@@ -173,7 +175,7 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
     const flag = flags + (idx != 0 ? <usize>load<u32>(idx + ((<usize>i) << 2)) : <usize>i);
     if (age > 0) {
       // Evict from the oldest end while too old for this key.
-      while (size > 0 && now - load<f64>(r + <usize>head * ENTRY, 8) >= age) {
+      while (size > 0 && now - load<f64>(rt + (<usize>head << 3)) >= age) {
         head = head + 1 == capacity ? 0 : head + 1;
         size--;
       }
@@ -211,7 +213,7 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
           const d = (tail - pw) & SEQ_MASK;
           if (d - 1 >= size) continue;
           const e = tailIdx >= d ? tailIdx - d : tailIdx + capacity - d;
-          if (load<u64>(r + <usize>e * ENTRY) != h) continue;
+          if (load<u64>(r + (<usize>e << 3)) != h) continue;
           foundIdx = e;
           foundSlot = pp + (j << 2);
           break;
@@ -231,7 +233,7 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
       }
       if (foundIdx != 0xffffffff) break;
     }
-    if (foundIdx != 0xffffffff && (age <= 0 || now - load<f64>(r + <usize>foundIdx * ENTRY, 8) < age)) {
+    if (foundIdx != 0xffffffff && (age <= 0 || now - load<f64>(rt + (<usize>foundIdx << 3)) < age)) {
       store<u8>(flag, 1);
       if (matched != 0) store<u32>(matched + ((<usize>i) << 2), load<u32>(tg + ((<usize>foundIdx) << 2)));
       dups++;
@@ -257,9 +259,8 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
       head = head + 1 == capacity ? 0 : head + 1;
       size--;
     }
-    const e = r + <usize>tailIdx * ENTRY;
-    store<u64>(e, h);
-    store<f64>(e, now, 8);
+    store<u64>(r + (<usize>tailIdx << 3), h);
+    store<f64>(rt + (<usize>tailIdx << 3), now);
     if (tagged) store<u32>(tg + ((<usize>tailIdx) << 2), tags_ != 0 ? load<u32>(tags_ + ((<usize>i) << 2)) : 0);
     if (freeCtrl != 0) store<u8>(freeCtrl, <u8>cb);
     store<u32>(freeSlot, (ptag << SEQ_BITS) | tail);

@@ -1,8 +1,10 @@
 // Dedup window kernel (assembly/dedup_window.ts) through DedupWindow: count
 // and age bounds at their exact boundaries, duplicates inside one batch,
 // tags, clear(), and a model test against a plain JS array over random
-// operation sequences whose keys collide on home slots (so backward-shift
-// deletion runs on long, wrapping probe chains).
+// operation sequences whose keys collide on their home group and on their
+// control bytes and payload tags (so groups overflow into the next one, the
+// last group wraps to the first, and matches are decided by the full hash),
+// across generation switches.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -208,26 +210,45 @@ class Model {
   }
 }
 
-/** Table slots for a capacity (mirrors the layout: 2x capacity, power of two, >= 16). */
-function slotsFor(capacity: number): number {
-  let s = 16;
-  while (s < capacity * 2) s *= 2;
-  return s;
+/** Table groups for a capacity (mirrors assembly/dedup_window.ts: 6 slots per group and generation, at least 2 * capacity slots). */
+function groupsFor(capacity: number): number {
+  return Math.max(2, Math.ceil((capacity * 2) / 6));
 }
 
-/** Hashes whose home slots are the last two, the first and one middle slot: long chains that wrap. */
-function collidingKeys(capacity: number, perHome: number): bigint[] {
-  const slots = BigInt(slotsFor(capacity));
-  const shift = 64n - BigInt(Math.log2(Number(slots)));
-  const homes = [slots - 1n, slots - 2n, 0n, 3n];
-  const found = new Map<bigint, bigint[]>(homes.map((h) => [h, []]));
-  for (let i = 1n; [...found.values()].some((v) => v.length < perHome); i++) {
-    const h = (i * 0x2545f4914f6cdd1dn + 0x9e37n) & MASK64;
-    const home = ((h * FIB) & MASK64) >> shift;
-    const list = found.get(home);
-    if (list && list.length < perHome) list.push(h);
+/** The inverse of FIB modulo 2^64 (Newton's iteration), to build a hash with a chosen mix. */
+const FIB_INV = (() => {
+  let x = FIB;
+  for (let i = 0; i < 6; i++) x = (x * (2n - FIB * x)) & MASK64;
+  assert.equal((x * FIB) & MASK64, 1n);
+  return x;
+})();
+
+/** A hash whose mix (the high 32 bits of hash * FIB) is m; `low` picks one of the many such hashes. */
+function hashWithMix(m: bigint, low: bigint): bigint {
+  return ((((m << 32n) | low) & MASK64) * FIB_INV) & MASK64;
+}
+
+/**
+ * 16 hashes that collide in the table: 8 whose home is the last group (the
+ * chain wraps to group 0) and 8 whose home is group 0, more than a group's 6
+ * slots. In each half, 4 share their whole low 14 mix bits (control byte and
+ * payload tag: only the full hash tells them apart) and 4 share the control
+ * byte only.
+ */
+function collidingKeys(capacity: number): bigint[] {
+  const groups = BigInt(groupsFor(capacity));
+  const out: bigint[] = [];
+  for (const g of [groups - 1n, 0n]) {
+    const first = (g * (1n << 32n) + groups - 1n) / groups; // smallest mix whose home is g
+    for (let i = 0n; i < 8n; i++) {
+      const low14 = i < 4n ? 0x1555n : 0x55n | ((i + 1n) << 7n);
+      const m = first + (1n << 14n) * (i + 1n) - (first & 0x3fffn) + low14;
+      assert.equal((m * groups) >> 32n, g, 'home group');
+      out.push(hashWithMix(m, 0x9e37n + i * 0x1001n));
+    }
   }
-  return [...found.values()].flat();
+  assert.equal(new Set(out).size, out.length);
+  return out;
 }
 
 type Op =
@@ -252,7 +273,7 @@ test('model test: random operations on colliding keys agree with a plain JS mode
   fc.assert(fc.property(
     fc.integer({ min: 1, max: 12 }), fc.constantFrom(0, 1, 5, 20, 2.5), fc.array(opArb, { maxLength: 60 }),
     (capacity, ageMs, ops) => {
-      const keys = collidingKeys(capacity, 4);
+      const keys = collidingKeys(capacity);
       const w = new DedupWindow(k, { count: capacity, ageMs });
       const model = new Model(capacity, ageMs);
       let now = 1000;
