@@ -413,3 +413,43 @@ test('verification looks again at an object shown late or short, and fails the u
     forgetMemoryTier(tier);
   }
 });
+
+test('property: whatever write fails at any pipeline width, every manifest lists a complete run from the oldest segment, and the next pass completes', async () => {
+  const saved = uploadTuning.pipelineSegments;
+  const dir = tmp();
+  await writeUntiered(dir, 250, 28);
+  try {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 40 }), async (window, failAt) => {
+      uploadTuning.pipelineSegments = window;
+      const tier = memoryTier({ autoArchive: false });
+      const { store, p } = await openTiered(dir, tier);
+      try {
+        const od = store.tier!.layout.partitionDir('ev', 0);
+        const bases = p.segments.slice(0, -1).map((s) => s.baseOffset);
+        // The failAt-th write of the partition (objects and manifests) is refused.
+        let n = 0;
+        const writes = watchWrites(store.tier!.objects, od, (key) => {
+          if (!key.startsWith(od)) return;
+          if (n++ === failAt) throw new ObjectStoreError('write', key, 'PermissionDenied', 'injected failure');
+        });
+        const first = await store.tier!.archiveNow().then(() => null, (e: unknown) => e);
+        if (first !== null) assert.ok(first instanceof ObjectStoreError && /injected failure/.test(first.message), String(first));
+        assertPrefixes(writes, bases);
+        const st = store.tier!.status().partitions[0]!;
+        const listed = writes.length > 0 ? writes[writes.length - 1]!.manifest.segments.length : 0;
+        assert.equal(st.archivedSegments, listed);
+        if (first === null) assert.equal(listed, bases.length);
+        await store.tier!.archiveNow();
+        assertPrefixes(writes, bases);
+        const m = await remoteManifest(store);
+        assert.deepEqual(m.segments.map((s) => s.baseOffset), bases);
+        await assertArchivedEqualsLocal(store.tier!.objects, od, m, p.dir);
+      } finally {
+        await store.close();
+        forgetMemoryTier(tier);
+      }
+    }), { numRuns: 25, seed: 2612 });
+  } finally {
+    uploadTuning.pipelineSegments = saved;
+  }
+});
