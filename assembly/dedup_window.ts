@@ -1,30 +1,38 @@
 // A bounded window of u64 hashes with insert-if-absent, for deduplication.
 //
 // Layout (all in one block the caller allocates, windowBytes(capacity)):
-//   header (64 B) | ring: capacity x 16 B | tags: capacity x u32 | table: slots x 16 B
-// The ring holds entries in insertion order (hash u64, timestamp f64; tags
-// apart, as they are read only for duplicates); it bounds the window by
-// count (capacity) and by age. Every insert gets a sequence number (31 bits,
-// wrapping); the ring holds the entries of sequence numbers
-// [tail - size, tail), so an entry's ring index follows from its sequence
-// number, and evicting (count: the head moves; age: the head moves while the
-// oldest entry is too old) never touches the table.
+//   header (64 B) | ring hashes: capacity x u64 | ring times: capacity x f64
+//   | tags: capacity x u32 | table: groupsFor(capacity) cache lines (64 B)
+// The ring holds entries in insertion order (hash, timestamp; tags apart, as
+// they are read only for duplicates, and written only once some caller
+// passed tags); it bounds the window by count (capacity) and by age. Every
+// insert gets a sequence number (SEQ_BITS bits, wrapping); the ring holds
+// the entries of sequence numbers [tail - size, tail), so an entry's ring
+// index follows from its sequence number, and evicting (count: the head
+// moves; age: the head moves while the oldest entry is too old) never
+// touches the table.
 //
-// The table is two generations of an open-addressing table (linear probing,
-// Fibonacci hashing) interleaved slot by slot: slot i is a pair of u64 words,
-// one per generation, so both generations' probes of a key read the same
-// cache lines (one random memory access per key, prefetched 8 keys ahead).
-// A word holds mix(hash) = the high 32 bits of hash * FIB (its top bits are
-// the home slot) and LIVE_BIT | sequence number; 0 is empty. Inserts go to
-// the current generation. After `capacity` inserts every entry of the older
-// generation has left the ring (its sequence numbers are more than capacity
-// behind), so its words are cleared (a sequential pass) and it becomes the
-// current one. Nothing is ever deleted from a chain: no backward shifts, no
-// tombstones, no re-probe after eviction. Each generation holds at most
-// `capacity` entries in at least 2 * capacity slots (load <= 0.5), so probes
-// end; a word is live only while its sequence number is inside the ring
-// (which also hides entries evicted by age), and sequence numbers are at most
-// 2 * capacity <= 2^25 apart, far from wrapping.
+// The table holds two generations. A group is one cache line: per
+// generation, 6 control bytes (in a u64) and 6 u32 payloads. A control byte
+// is 0x80 | 7 bits of mix(hash) (0 is empty); a payload is 7 more bits of
+// mix and the entry's sequence number. mix = the high 32 bits of hash * FIB;
+// its high bits pick the home group (multiply-shift by the group count).
+// A key's control byte is matched against a group's 6 bytes at once (SWAR),
+// then the payload tag, the sequence number (live: inside the ring) and the
+// full 64-bit hash in the ring decide. Inserts go to the first empty slot
+// of the current generation, from the home group on (linear probing over
+// groups); after `capacity` inserts every entry of the older generation has
+// left the ring (its sequence numbers are more than capacity behind), so its
+// control bytes are cleared and it becomes the current one. Nothing is ever
+// deleted from a chain (no backward shifts, no tombstones), and a check
+// reads and an insert writes the same single cache line, for both
+// generations. Each generation holds at most `capacity` entries in at least
+// 2 * capacity slots, so a chain ends at a group with an empty slot;
+// sequence numbers in the table are at most 2 * capacity <= 2^25 behind the
+// tail, so SEQ_BITS = 25 never aliases a stale entry as live.
+// Loads are prefetched (wasm has no prefetch instruction: plain loads whose
+// values are discarded) in groups of 16 keys, back to back, so their cache
+// misses overlap.
 // Nothing is allocated after init, so memory never grows here.
 //
 // Age semantics: an entry with timestamp t is inside the window of a key with
@@ -45,7 +53,7 @@ const H_TOUCH: usize = 40;  // scratch: sink of the prefetch loads
 const H_TAGGED: usize = 48; // 1 once a call passed tags: from then on every insert stores its tag
 const PREFETCH: i32 = 16;   // keys per prefetch group (a power of two)
 const HEADER: usize = 64;
-const ENTRY: usize = 16;
+const ENTRY: usize = 16;    // ring bytes per entry: hash and time (two arrays)
 const SLOTS: u32 = 6;       // slots per group and generation
 const LINE: usize = 64;     // a group: ctrl u64 per generation (6 bytes used), then 6 u32 payloads per generation
 const PAYLOAD: usize = 16;  // offset of generation 0's payloads in a group; generation 1's follow at +24
