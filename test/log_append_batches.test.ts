@@ -22,6 +22,8 @@ import { CLEAN_SHUTDOWN_FILE } from '../src/partition.js';
 import { FaultyStorage } from './helpers/faulty_storage.js';
 import { tmpDir, cleanupTmp, openPartition, partitionDir, readAll, segmentBases, segPath, readUntilError } from './helpers/log_util.js';
 import { refBatch, refRecords, refFixCrc, RefRecord } from './fixtures/reference.js';
+import { Readable } from 'node:stream';
+import { main } from '../src/cli/main.js';
 
 after(cleanupTmp);
 
@@ -79,7 +81,7 @@ function logBytes(p: Partition): Uint8Array {
 function stamped(batches: readonly Uint8Array[], first: number): Uint8Array {
   let next = first;
   return concat(batches.map((x) => {
-    const c = x.slice();
+    const c = new Uint8Array(x); // a copy (Buffer.slice would be a view)
     const dv = new DataView(c.buffer);
     dv.setBigInt64(0, BigInt(next));
     next += dv.getInt32(57);
@@ -576,3 +578,84 @@ test('dedup topics: a batch that keeps every record is written as sent; one that
     await store.close();
   }
 });
+
+// --- CLI: sediment produce --batches FILE ---------------------------------------------
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const sink = (to: string[]) => ({ write(s: string | Uint8Array): boolean { to.push(typeof s === 'string' ? s : Buffer.from(s).toString()); return true; } });
+  const code = await main(['node', 'sediment', ...args], { stdout: sink(out), stderr: sink(err), stdin: Readable.from([]), isTTY: false });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+test('sediment produce --batches copies a segment file (batches as they are, new offsets); damage stops it with exit 2 after the calls before', async () => {
+  // A source partition's segment file, as a Kafka .log would be given.
+  const srcDir = tmpDir();
+  const src = await openPartition(srcDir, { segmentBytes: 1 << 30 });
+  const want: StoredRecord[] = [];
+  for (let i = 0; i < 300; i++) {
+    const recs = Array.from({ length: 1 + (i % 5) }, (_, j) => ({ key: `k${i}`, value: `v${i}.${j}`.repeat(20), timestamp: 1_000 + i }));
+    src.p.appendSync(recs);
+    for (const r of recs) want.push(expected(r, want.length + 2));
+  }
+  await src.store.close();
+  const segFile = segPath(partitionDir(srcDir), 0, '.log');
+  const segBytes = fs.readFileSync(segFile);
+  assert.ok(segBytes.length > 100_000);
+  const dir = tmpDir();
+  assert.equal((await cli(['topics', 'create', '--dir', dir, '--topic', 'copy'])).code, 0);
+  assert.equal((await cli(['produce', '--dir', dir, '--topic', 'copy'])).code, 0); // nothing on stdin
+  {
+    const s = await Store.open(dir, { retentionCheckMs: -1 });
+    s.partition('copy', 0).appendSync([{ key: 'a', value: 'b', timestamp: 1 }, { key: 'c', value: 'd', timestamp: 2 }]);
+    await s.close();
+  }
+  const r = await cli(['produce', '--dir', dir, '--topic', 'copy', '--batches', segFile]);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, `produced ${want.length} records to copy-0 at offsets 2..${want.length + 1}\n`);
+  {
+    const s = await Store.open(dir, { readOnly: true });
+    const p = s.partition('copy', 0);
+    assertSameRecords((await readAll(p, { offset: 2 })), want);
+    const log = logBytes(p);
+    assert.deepEqual(log.subarray(log.length - segBytes.length), stamped(batchesOf(segBytes), 2), 'batches as they are, offsets moved by 2');
+    await s.close();
+  }
+  // Damage in the middle of a file larger than one call: earlier calls stay written, exit 2, the message says where.
+  const big = Buffer.concat(Array.from({ length: 90 }, () => segBytes));
+  const badAt = big.length - 5000;
+  big[badAt] ^= 0x40;
+  const bigFile = path.join(tmpDir(), 'big.log');
+  fs.writeFileSync(bigFile, big);
+  const dir2 = tmpDir();
+  await cli(['topics', 'create', '--dir', dir2, '--topic', 'copy']);
+  const r2 = await cli(['produce', '--dir', dir2, '--topic', 'copy', '--batches', bigFile]);
+  assert.equal(r2.code, 2, r2.err);
+  assert.match(r2.err, /CRC-32C mismatch/);
+  assert.match(r2.err, /records were written at offsets 0\.\./);
+  assert.ok(big.length > 8 << 20, 'more than one call');
+  const s2 = await Store.open(dir2, { readOnly: true });
+  const kept = await readAll(s2.partition('copy', 0), { offset: 0 });
+  await s2.close();
+  // Whole calls of 8 MiB each were written before the damaged one; none of the damaged call.
+  assert.ok(kept.length > 0 && kept.length < 90 * want.length, `${kept.length} records kept`);
+  assertSameRecords(kept, kept.map((_, i) => ({ ...want[i % want.length]!, offset: i })), 'a prefix of the file\'s records');
+  assert.match(r2.out, /^$/);
+  // Truncated file, missing file, conflicting options.
+  const cut = path.join(tmpDir(), 'cut.log');
+  fs.writeFileSync(cut, segBytes.subarray(0, segBytes.length - 3));
+  const r3 = await cli(['produce', '--dir', dir, '--topic', 'copy', '--batches', cut]);
+  assert.equal(r3.code, 2);
+  assert.match(r3.err, /truncated batch/);
+  assert.equal((await cli(['produce', '--dir', dir, '--topic', 'copy', '--batches', path.join(dir, 'nope.log')])).code, 3);
+  assert.equal((await cli(['produce', '--dir', dir, '--topic', 'copy', '--batches', segFile, '--key', 'k'])).code, 1);
+});
+
+/** Splits concatenated batches by their length fields. */
+function batchesOf(bytes: Uint8Array): Uint8Array[] {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length;) { const size = dv.getInt32(at + 8) + 12; out.push(bytes.subarray(at, at + size)); at += size; }
+  return out;
+}

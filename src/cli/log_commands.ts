@@ -13,11 +13,11 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { CliContext, EXIT, Writable, progress } from './context.js';
 import { Store } from '../store.js';
-import { Partition } from '../partition.js';
+import { Partition, MAX_APPEND_BATCHES_BYTES } from '../partition.js';
 import { defaultStorage } from '../storage.js';
 import { getKernelsSync } from '../kernels.js';
 import { DEFAULT_TOPIC_CONFIG, TopicConfig } from '../topic_config.js';
-import { InvalidArgumentError, SedimentError, StorageError, UnsupportedCodecError } from '../errors.js';
+import { CorruptionError, InvalidArgumentError, SedimentError, StorageError, UnsupportedCodecError } from '../errors.js';
 import { RecordInput, StoredRecord } from '../record.js';
 import { RecordBatchDecoder, ATTR_CODEC_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL } from '../record_batch.js';
 import { LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX } from '../log_segment.js';
@@ -294,6 +294,93 @@ export async function* lineBatches(input: AsyncIterable<unknown>, maxLine: numbe
   if (pendingLen > 0) yield [strip(Buffer.concat(pending))];
 }
 
+/** Bytes of a batches file appended per call by `produce --batches`. */
+export const BATCHES_CHUNK_BYTES = 8 << 20;
+
+/**
+ * `produce --batches FILE`: reads the file in chunks, cuts each chunk at a
+ * batch boundary (from the batch length fields) and appends the whole
+ * batches with Partition.appendBatches. Bytes that cannot start a batch (a
+ * bad length, a truncated end) are handed over as they are, so the append
+ * reports them with its typed error.
+ */
+async function produceBatches(ctx: CliContext, dir: string, topic: string, pid: number, file: string): Promise<void> {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`no such file: ${file}`);
+    throw err;
+  }
+  try {
+    const fileSize = fs.fstatSync(fd).size;
+    await withStore(dir, 'write', async (store) => {
+      const part = partitionOf(store, topic, pid);
+      let buf = Buffer.allocUnsafe(Math.min(BATCHES_CHUNK_BYTES, Math.max(fileSize, 61)));
+      let filePos = 0; // file position of buf[0]
+      let have = 0;
+      let first = -1;
+      let last = -1;
+      let count = 0;
+      const range = () => (count > 0 ? ` at offsets ${first}..${last}` : '');
+      const bar = progress(ctx, 'produce');
+      try {
+        for (;;) {
+          const attempted = have < buf.length && filePos + have < fileSize;
+          const got = attempted ? fs.readSync(fd, buf, have, buf.length - have, filePos + have) : 0;
+          have += got;
+          if (have === 0) break;
+          const eof = (attempted && got === 0) || filePos + have >= fileSize;
+          // Whole batches at the start of buf.
+          let end = 0;
+          while (end + 12 <= have) {
+            const size = buf.readInt32BE(end + 8) + 12;
+            if (size < 61 || size > MAX_APPEND_BATCHES_BYTES || end + size > have) break;
+            end += size;
+          }
+          if (end === 0) {
+            const size = have >= 12 ? buf.readInt32BE(8) + 12 : 0;
+            if (!eof && size >= 61 && size <= MAX_APPEND_BATCHES_BYTES && size > buf.length) {
+              // One batch larger than the buffer: grow it (the append checks the topic's limit).
+              const bigger = Buffer.allocUnsafe(size);
+              buf.copy(bigger, 0, 0, have);
+              buf = bigger;
+              continue;
+            }
+            if (!eof && size >= 61 && size <= MAX_APPEND_BATCHES_BYTES) continue;
+            end = have; // not a batch start, or a truncated last batch: let the append say what is wrong
+          }
+          try {
+            const r = await part.appendBatches(buf.subarray(0, end));
+            if (first < 0 && r.count > 0) first = r.baseOffset;
+            if (r.count > 0) last = r.lastOffset;
+            count += r.count;
+          } catch (err) {
+            if (err instanceof CorruptionError) (err as { message: string }).message += ` (${file} at byte ${filePos + err.position})`;
+            throw err;
+          }
+          buf.copyWithin(0, end, have);
+          have -= end;
+          filePos += end;
+          bar.update(filePos, fileSize);
+        }
+      } catch (err) {
+        try { await part.flush(); } catch { /* the original error is the one to report */ }
+        if (err instanceof SedimentError) {
+          (err as { message: string }).message += `; ${count} record${count === 1 ? ' was' : 's were'} written${range()}`;
+        }
+        throw err;
+      } finally {
+        bar.done();
+      }
+      await part.flush();
+      ctx.stdout.write(`produced ${count} record${count === 1 ? '' : 's'} to ${part.name}${range()}\n`);
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function registerProduce(program: Command, ctx: CliContext): void {
   program.command('produce')
     .description('append stdin lines to a partition, one record per line')
@@ -303,16 +390,27 @@ function registerProduce(program: Command, ctx: CliContext): void {
     .addOption(new Option('--key <key>', 'key of every record (default: null key)').conflicts('keySeparator'))
     .option('--key-separator <sep>', 'split each line at the first <sep> into key and value')
     .option('--header <name=value...>', 'header on every record (repeatable; "name" alone: null value)', [])
+    .addOption(new Option('--batches <file>', 'append the RecordBatch v2 batches in <file> (e.g. a Kafka .log segment) as they are, instead of stdin lines')
+      .conflicts(['key', 'keySeparator']))
     .addHelpText('after', `
 Each input line (LF or CRLF ended; bytes, not necessarily UTF-8) becomes one
 record with the append time as timestamp. Lines are appended ${PRODUCE_BATCH_LINES} at a time
 and flushed (fdatasync) at the end. With --key-separator a line without the
 separator stops the command with exit 1 after writing the lines before it.
 
+With --batches <file> the file's concatenated batches are validated (CRC,
+framing, limits) and appended as they are with new offsets (the Kafka produce
+path, Partition.appendBatches), up to ${BATCHES_CHUNK_BYTES >> 20} MiB per call; a damaged batch stops
+the command with exit 2 after writing the batches before its call.
+
 Prints: produced <n> records to <topic>-<partition> at offsets <first>..<last>
 ${EXIT_CODES_HELP}`)
-    .action(async (o: { dir: string; topic: string; partition: string; key?: string; keySeparator?: string; header: string[] }) => {
+    .action(async (o: { dir: string; topic: string; partition: string; key?: string; keySeparator?: string; header: string[]; batches?: string }) => {
       const pid = intOption(o.partition, 'partition', 0)!;
+      if (o.batches !== undefined) {
+        if (o.header.length > 0) throw new InvalidArgumentError('--header cannot be used with --batches (the batches are appended as they are)');
+        return produceBatches(ctx, o.dir, o.topic, pid, o.batches);
+      }
       if (o.keySeparator !== undefined && o.keySeparator.length === 0) throw new InvalidArgumentError('--key-separator must not be empty');
       const headers: [string, string | null][] = o.header.map((h) => {
         const eq = h.indexOf('=');
