@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import fc from 'fast-check';
 import { Store } from '../src/store.js';
 import { InvalidArgumentError, ObjectStoreError } from '../src/errors.js';
-import { TierConfig } from '../src/tier/tier_config.js';
+import { TierConfig, resolveTierConfig } from '../src/tier/tier_config.js';
 import { ObjectStore } from '../src/tier/object_store.js';
 import { parseManifest, Manifest, MANIFEST_NAME, OBJECT_KINDS } from '../src/tier/manifest.js';
 import { BufferPool, uploadTuning } from '../src/tier/archiver.js';
@@ -50,7 +50,8 @@ function watchWrites(objects: ObjectStore, dir: string, before: (key: string) =>
   const write = objects.write.bind(objects);
   objects.write = async (key: string, data: Buffer) => {
     await before(key);
-    if (key === dir + MANIFEST_NAME) {
+    // fs writes the manifest under <key>.tmp and renames it over the key.
+    if (key === dir + MANIFEST_NAME || key === `${dir}${MANIFEST_NAME}.tmp`) {
       const manifest = parseManifest(data, key);
       const missing: string[] = [];
       for (const s of manifest.segments) {
@@ -115,12 +116,12 @@ for (const [name, make] of backends) {
         const started: string[] = [];
         watchWrites(store.tier!.objects, od, (key) => {
           if (key.endsWith('.index')) started.push(key);
-          if (key === od + MANIFEST_NAME) throw new ObjectStoreError('write', key, 'Unexpected', 'simulated crash before the manifest write');
+          if (key.startsWith(od + MANIFEST_NAME)) throw new ObjectStoreError('write', key, 'Unexpected', 'simulated crash before the manifest write');
         });
         await assert.rejects(store.tier!.archiveNow(), ObjectStoreError);
         assert.ok(started.length >= 2, `segments were in flight together (${started.length} started)`);
         const left = (await store.tier!.objects.list(od)).map((k) => k.slice(od.length));
-        assert.ok(!left.includes(MANIFEST_NAME), 'no manifest was written');
+        assert.ok(!left.some((k) => k.startsWith(MANIFEST_NAME)), 'no manifest was written');
         assert.ok(left.filter((k) => k.endsWith('.log')).length >= 2, `objects of several segments reached the store: ${left.join(', ')}`);
         assert.equal(store.tier!.status().partitions[0]!.uploadedSegments, 0);
       } finally {
@@ -193,7 +194,7 @@ for (const [name, make] of backends) {
       try {
         // Slow manifest writes: segments verified meanwhile wait for the next one.
         const writes = watchWrites(store.tier!.objects, od, async (key) => {
-          if (key === od + MANIFEST_NAME) await new Promise((r) => setTimeout(r, 100));
+          if (key.startsWith(od + MANIFEST_NAME)) await new Promise((r) => setTimeout(r, 100));
         });
         await store.tier!.archiveNow();
         assertPrefixes(writes, bases);
@@ -451,5 +452,45 @@ test('property: whatever write fails at any pipeline width, every manifest lists
     }), { numRuns: 25, seed: 2612 });
   } finally {
     uploadTuning.pipelineSegments = saved;
+  }
+});
+
+test('manifest writes on fs go through a temporary object and a rename: a crash before the rename leaves the old manifest whole', async () => {
+  const tier = fsTier({ autoArchive: false });
+  const dir = tmp();
+  await writeUntiered(dir, 150, 29);
+  const { store, p } = await openTiered(dir, tier);
+  try {
+    const objects = store.tier!.objects;
+    assert.equal(objects.canRename, true);
+    const od = store.tier!.layout.partitionDir('ev', 0);
+    const [s0, s1] = p.segments;
+    await store.tier!.archiver('ev', 0).uploadSegments([s0!]);
+    const before = await objects.read(od + MANIFEST_NAME);
+    // The "crash": the new manifest is written, the rename never happens.
+    const op = objects.operator;
+    const rename = op.rename.bind(op);
+    op.rename = async () => { throw new Error('PermissionDenied (permanent) at rename => simulated crash'); };
+    await assert.rejects(store.tier!.archiver('ev', 0).uploadSegments([s1!]), ObjectStoreError);
+    assert.ok(Buffer.compare(await objects.read(od + MANIFEST_NAME), before) === 0, 'the old manifest is untouched');
+    assert.equal(parseManifest(await objects.read(`${od}${MANIFEST_NAME}.tmp`), 'tmp').segments.length, 2, 'the new one waited in the temporary object');
+    op.rename = rename;
+    await store.tier!.archiver('ev', 0).uploadSegments([s1!]);
+    const m = await remoteManifest(store);
+    assert.deepEqual(m.segments.map((s) => s.baseOffset), [s0!.baseOffset, s1!.baseOffset]);
+    const keys = (await objects.list(od)).map((k) => k.slice(od.length));
+    assert.ok(!keys.includes(`${MANIFEST_NAME}.tmp`), `no temporary object left: ${keys.join(', ')}`);
+    // Object stores (and memory) replace objects atomically on PUT: no rename there.
+    const mem = memoryTier();
+    try {
+      const mo = new ObjectStore(resolveTierConfig(mem));
+      assert.equal(mo.canRename, false);
+      await mo.writeAtomic('a/k', Buffer.from('x'));
+      assert.deepEqual(await mo.list('a/'), ['a/k']);
+    } finally {
+      forgetMemoryTier(mem);
+    }
+  } finally {
+    await store.close();
   }
 });

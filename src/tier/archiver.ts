@@ -873,7 +873,8 @@ export class PartitionArchiver {
 
   private async writeManifest(next: Omit<Manifest, 'version' | 'updatedAt'>): Promise<void> {
     const m: Manifest = { ...next, version: this.manifest.version + 1, updatedAt: Date.now() };
-    await this.d.store.write(this.dir + MANIFEST_NAME, serializeManifest(m));
+    // Never seen half-written, even where the service writes files in place.
+    await this.d.store.writeAtomic(this.dir + MANIFEST_NAME, serializeManifest(m));
     this.manifest = m;
     await this.saveLocalManifest();
   }

@@ -173,6 +173,23 @@ export class ObjectStore {
     this.counters.bytesWritten += data.length;
   }
 
+  /** True when the service can rename objects (file-system-like services: fs, hdfs, ...; not object stores or memory). */
+  get canRename(): boolean { return this.operator.capability().rename; }
+
+  /**
+   * Replaces an object so that a reader, or a crash, sees the old bytes or
+   * the new ones, never a mix. Object stores replace an object atomically on
+   * PUT (and cannot rename), so there this is write(); services that write
+   * files in place (OpenDAL's fs truncates the file, then writes it) get the
+   * bytes in `<key>.tmp` first, then a rename over the key.
+   */
+  async writeAtomic(key: string, data: Buffer): Promise<void> {
+    if (!this.canRename) return this.write(key, data);
+    const tmp = `${key}.tmp`;
+    await this.write(tmp, data);
+    await this.retry('rename', key, () => this.operator.rename(tmp, key));
+  }
+
   /**
    * A streaming writer (multipart upload on S3) with parts of chunkBytes, or,
    * without chunkBytes, each write() passed on as it comes (services that
