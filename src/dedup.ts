@@ -173,6 +173,8 @@ export class DedupFilter implements AppendFilter {
   private ring: (Uint8Array | null)[] | null;
   private inserts = 0;
   private rebuildGen = 0;
+  /** Whether the last append (filter or filterEncoded) dropped records: see preferEncoded(). */
+  private lastDropped = false;
   /** Records hashed by the last hashChunk. */
   private chunkM = 0;
   private source: DedupLogSource | null = null;
@@ -255,10 +257,22 @@ export class DedupFilter implements AppendFilter {
     const n = records.length;
     const keep: boolean[] = new Array(n);
     for (let i = 0; i < n; i++) keep[i] = true;
+    const before = this.s.dropped;
     let start = 0;
     while (start < n) start = this.checkChunk(records, start, keep);
+    this.lastDropped = this.s.dropped !== before;
     return keep;
   }
+
+  /**
+   * For the partition: whether to frame an append before filtering it
+   * (filterEncoded) rather than after (filter). Framing first is cheaper
+   * when nothing is dropped, but costs a second framing of the kept records
+   * when something is; so after an append that dropped records, the next one
+   * goes through filter(), and after one that dropped none, through
+   * filterEncoded again. Both decide alike; this only picks the cheaper path.
+   */
+  preferEncoded(): boolean { return !this.lastDropped; }
 
   /**
    * filter() for records the caller has already framed as one uncompressed
@@ -296,6 +310,7 @@ export class DedupFilter implements AppendFilter {
     this.s.checked += n - none;
     this.s.skipped += none;
     this.inserts += n - none - dups;
+    this.lastDropped = dups > 0;
     if (dups === 0) return null;
     this.s.dropped += dups;
     const keep: boolean[] = new Array(n);

@@ -116,6 +116,13 @@ export interface AppendFilter {
    * written as it is), otherwise the keep flags.
    */
   filterEncoded?(records: readonly NormalizedRecord[], k: Kernels, ptr: number, size: number, layout?: BatchLayoutTables): boolean[] | null;
+  /**
+   * Optional, with filterEncoded: false when filter() (before framing) is
+   * likely cheaper for the next append, e.g. because records were just
+   * dropped (filterEncoded then costs a second framing of the kept ones).
+   * Only a choice of path: both must decide alike.
+   */
+  preferEncoded?(): boolean;
   /** Called after the kept records were written, with their offsets. */
   committed?(records: readonly NormalizedRecord[], offsets: readonly number[]): void;
   /** Called when writing failed after filter(): the filter must forget what it admitted. */
@@ -438,7 +445,7 @@ export class Partition {
     let framed = -1;
     const filter = this.appendFilter;
     if (filter && n > 0) {
-      if (filter.filterEncoded && BATCH_HEADER_SIZE + total <= limit) {
+      if (filter.filterEncoded && filter.preferEncoded?.() !== false && BATCH_HEADER_SIZE + total <= limit) {
         // Frame first so the filter reads the records in place; the kept ones are framed again only when some are dropped.
         const size = this.encoder.encode(norm, this.writeBuf, 0);
         keep = filter.filterEncoded(norm, this.k, this.writeBuf.ptr, size, this.encoder.lastLayout());

@@ -273,3 +273,39 @@ test('appendSync on a dedup topic: the framed batch is written as is when nothin
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('after an append that dropped records the next goes through filter(), after one that dropped none back in place; decisions are unchanged', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-dedup-inplace-'));
+  const store = await Store.open(dir, { retentionCheckMs: -1 });
+  const ref = new DedupFilter(k, { by: 'key', window: { count: 50 } });
+  try {
+    await store.createTopic('t', { config: { flushMs: -1, dedup: { by: 'key', window: { count: 50 } } } });
+    const p = store.partition('t');
+    const f = p.appendFilter as DedupFilter;
+    const used: string[] = [];
+    const filter = f.filter.bind(f);
+    const filterEncoded = f.filterEncoded.bind(f);
+    f.filter = (r) => { used.push('filter'); return filter(r); };
+    f.filterEncoded = (r, kk, ptr, size, layout) => { used.push('encoded'); return filterEncoded(r, kk, ptr, size, layout); };
+    let x = 5;
+    for (let a = 0; a < 40; a++) {
+      const recs: RecordInput[] = [];
+      for (let i = 0; i < 8; i++) {
+        x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+        // Some appends all new ids, some with repeats.
+        recs.push({ key: a % 3 === 0 ? `k${(x >>> 0) % 40}` : `n${a}-${i}`, value: 'v' });
+      }
+      const want = ref.filter(norm(recs));
+      const prefer = f.preferEncoded();
+      const r = p.appendSync(recs);
+      assert.deepEqual(r.offsets.map((o) => o >= 0), want, `append ${a}`);
+      assert.equal(used.at(-1), prefer ? 'encoded' : 'filter');
+      assert.equal(f.preferEncoded(), r.dropped.length === 0);
+    }
+    assert.ok(used.includes('filter') && used.includes('encoded'));
+  } finally {
+    ref.close();
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
