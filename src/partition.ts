@@ -590,8 +590,9 @@ export class Partition {
       const kept: (NormalizedRecord[] | null)[] = new Array(infos.length).fill(null);
       let dropped = 0;
       if (filter && records) {
+        let b = 0;
         try {
-          for (let b = 0; b < infos.length; b++) {
+          for (; b < infos.length; b++) {
             const info = infos[b]!;
             const recs = records[b]!;
             const keep = filter.filterEncoded && (info.attributes & ATTR_CODEC_MASK) === CODEC_NONE
@@ -605,7 +606,7 @@ export class Partition {
           }
         } catch (err) {
           // Batches filtered before the failure are in the window but will never be written.
-          filter.aborted?.();
+          if (b > 0) filter.aborted?.();
           throw err;
         }
       }

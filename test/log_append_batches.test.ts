@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { Store } from '../src/store.js';
 import { Partition, BatchesAppendResult, MAX_APPEND_BATCHES_BYTES } from '../src/partition.js';
 import { RecordBatchEncoder, CODEC_GZIP, ATTR_TRANSACTIONAL, ATTR_CONTROL, ATTR_LOG_APPEND_TIME } from '../src/record_batch.js';
-import { RecordInput, StoredRecord, normalizeRecord } from '../src/record.js';
+import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from '../src/record.js';
 import { getKernelsSync, WasmBuffer } from '../src/kernels.js';
 import { SedimentError, CorruptionError, InvalidArgumentError, RecordTooLargeError, UnsupportedCodecError, ClosedError } from '../src/errors.js';
 import { CLEAN_SHUTDOWN_FILE } from '../src/partition.js';
@@ -659,3 +659,40 @@ function batchesOf(bytes: Uint8Array): Uint8Array[] {
   for (let at = 0; at < bytes.length;) { const size = dv.getInt32(at + 8) + 12; out.push(bytes.subarray(at, at + size)); at += size; }
   return out;
 }
+
+test('a filter failing mid-call: nothing written, aborted() called only when an earlier batch was already admitted; a write error fails the partition', async () => {
+  const dir = tmpDir();
+  const fsx = new FaultyStorage();
+  const { store, p } = await openPartition(dir, {}, { storage: fsx });
+  try {
+    let calls = 0;
+    let aborted = 0;
+    let failAt = -1;
+    p.appendFilter = {
+      filter(recs: readonly NormalizedRecord[]): boolean[] {
+        if (calls++ === failAt) throw new InvalidArgumentError('filter refused');
+        return recs.map(() => true);
+      },
+      aborted() { aborted++; },
+    };
+    const two = concat([frame([{ key: 'a', value: '1', timestamp: 1 }]), frame([{ key: 'b', value: '2', timestamp: 2 }])]);
+    for (const [at, wantAborted] of [[0, 0], [1, 1]] as const) {
+      calls = 0; aborted = 0; failAt = at;
+      const before = snapshot(p);
+      assert.throws(() => p.appendBatchesSync(two), /filter refused/);
+      assert.equal(aborted, wantAborted, `failing at batch ${at}`);
+      assert.deepEqual(snapshot(p), before);
+    }
+    failAt = -1; calls = 0;
+    assert.equal(p.appendBatchesSync(two).count, 2);
+    // An I/O error while writing: the filter is told, the partition refuses writes until reopened.
+    aborted = 0;
+    fsx.failOn({ op: 'write', path: '.log' });
+    assert.throws(() => p.appendBatchesSync(two), (e: unknown) => e instanceof SedimentError && e.code === 'ERR_STORAGE');
+    assert.equal(aborted, 1);
+    assert.throws(() => p.appendBatchesSync(two), (e: unknown) => e instanceof SedimentError && e.code === 'ERR_STORAGE');
+  } finally {
+    p.appendFilter = null;
+    await store.close().catch(() => undefined);
+  }
+});
