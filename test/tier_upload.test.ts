@@ -252,8 +252,9 @@ test('pipelineSegments bounds the segments sending at once: 1 uploads one after 
   }
 });
 
-test('streamed log uploads (fs) record the CRC-32C of the whole file at any chunk size', async () => {
+test('streamed log uploads (fs, streamSmallSegments) record the CRC-32C of the whole file at any chunk size; one PUT records the same', async () => {
   const saved = uploadTuning.streamChunkBytes;
+  uploadTuning.streamSmallSegments = true;
   const dir = tmp();
   await writeUntiered(dir, 250, 25);
   try {
@@ -265,7 +266,12 @@ test('streamed log uploads (fs) record the CRC-32C of the whole file at any chun
         assert.equal(store.tier!.objects.streamsWrites, true, 'fs takes streamed writes');
         const od = store.tier!.layout.partitionDir('ev', 0);
         const closed = p.segments.slice(0, -1);
+        const objects = store.tier!.objects;
+        const writer = objects.writer.bind(objects);
+        let streams = 0;
+        objects.writer = async (key: string, chunkBytes?: number) => { streams++; assert.equal(chunkBytes, undefined, 'fs appends as it goes'); return writer(key, chunkBytes); };
         const entries = await store.tier!.archiver('ev', 0).uploadSegments(closed);
+        assert.equal(streams, closed.length, 'every log was streamed');
         assert.deepEqual(entries.map((e) => e.baseOffset), closed.map((s) => s.baseOffset));
         for (const [i, e] of entries.entries()) {
           const file = fs.readFileSync(closed[i]!.logPath);
@@ -276,20 +282,25 @@ test('streamed log uploads (fs) record the CRC-32C of the whole file at any chun
         await store.close();
       }
     }), { numRuns: 8, seed: 2611 });
-    // The same segments through one PUT (memory cannot stream) record the same checksums.
+    // The same segments through one PUT each (the default below the multipart threshold, fs included) record the same checksums.
     uploadTuning.streamChunkBytes = saved;
-    const tier = memoryTier({ autoArchive: false });
-    const { store, p } = await openTiered(dir, tier);
-    try {
-      assert.equal(store.tier!.objects.streamsWrites, false);
-      const entries = await store.tier!.archiver('ev', 0).uploadSegments(p.segments.slice(0, -1));
-      for (const [i, e] of entries.entries()) assert.equal(e.objects.log.crc32c, crcHex(crc32cRef(fs.readFileSync(p.segments[i]!.logPath))));
-    } finally {
-      await store.close();
-      forgetMemoryTier(tier);
+    uploadTuning.streamSmallSegments = false;
+    for (const tier of [memoryTier({ autoArchive: false }), fsTier({ autoArchive: false })]) {
+      const { store, p } = await openTiered(dir, tier);
+      try {
+        const objects = store.tier!.objects;
+        assert.equal(objects.streamsWrites, tier.service === 'fs');
+        objects.writer = async () => { throw new Error('no streamed upload expected'); };
+        const entries = await store.tier!.archiver('ev', 0).uploadSegments(p.segments.slice(0, -1));
+        for (const [i, e] of entries.entries()) assert.equal(e.objects.log.crc32c, crcHex(crc32cRef(fs.readFileSync(p.segments[i]!.logPath))));
+      } finally {
+        await store.close();
+        forgetMemoryTier(tier);
+      }
     }
   } finally {
     uploadTuning.streamChunkBytes = saved;
+    uploadTuning.streamSmallSegments = false;
   }
 });
 

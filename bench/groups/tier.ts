@@ -93,7 +93,7 @@ function uploadCase(b: Backend): BenchCase {
             {
               name: sed,
               role: 'sediment',
-              note: 'reads the segment file once into reused buffers (in 4 MiB steps streamed through an OpenDAL writer on fs, whole for one PUT on s3), ' +
+              note: 'reads the segment file once into a reused buffer and PUTs it whole, ' +
                 'checks the log in wasm (CRC-32C of the object, batch framing) while the three objects upload at the same time, stats each object, writes the manifest',
               async: true,
               async run(n: number) {

@@ -64,6 +64,14 @@ export const uploadTuning = {
    */
   streamChunkBytes: 4 << 20,
   /**
+   * Stream segments at or below the multipart threshold too, where the
+   * service takes streamed writes natively (fs): two chunk buffers per
+   * upload instead of the whole segment, but a request per chunk. Off by
+   * default: one PUT, with the check running while it is in flight,
+   * measured 5-10% faster on fs on a loaded 2-core machine.
+   */
+  streamSmallSegments: false,
+  /**
    * Segments of one partition sending bytes at once (1..64; 1 sends one
    * after the other). A segment whose bytes are all handed over, being
    * completed and verified, no longer counts; at most twice this many are
@@ -737,7 +745,7 @@ export class PartitionArchiver {
     });
     let facts: SegmentFacts;
     try {
-      const streamed = this.d.store.streamsWrites || size > this.d.config.multipartThresholdBytes;
+      const streamed = size > this.d.config.multipartThresholdBytes || (uploadTuning.streamSmallSegments && this.d.store.streamsWrites);
       facts = streamed
         ? await this.streamLog(seg, objects.log.key, checker, startSmall, bytesSent)
         : await this.putLog(seg, objects.log.key, checker, startSmall, bytesSent);
@@ -769,9 +777,9 @@ export class PartitionArchiver {
   }
 
   /**
-   * The log in one PUT (services where streamed writes mean multipart, below
-   * the multipart threshold): the file read once into a pooled buffer, the
-   * PUT started, the bytes checked (CRC-32C, framing) while it runs.
+   * The log in one PUT (segments at or below the multipart threshold): the
+   * file read once into a pooled buffer, the PUT started, the bytes checked
+   * (CRC-32C, framing) while it runs.
    */
   private async putLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void, sent: () => void): Promise<SegmentFacts> {
     const size = seg.size;
@@ -796,8 +804,11 @@ export class PartitionArchiver {
   }
 
   /**
-   * The log streamed through a writer (services that stream natively, and
-   * multipart uploads): the file read in chunks into two pooled buffers;
+   * The log streamed through a writer (segments above the multipart
+   * threshold: multipart parts on object stores, plain appends where the
+   * service streams natively; and small segments too with
+   * uploadTuning.streamSmallSegments): the file read in chunks into two
+   * pooled buffers;
    * while one chunk is being written the next is read, and each chunk is
    * checked while it is written, so the file is read once and the check
    * overlaps the upload.
