@@ -38,7 +38,7 @@
 // Age semantics: an entry with timestamp t is inside the window of a key with
 // timestamp now while now - t < ageMs. ageMs <= 0 disables the age bound.
 
-import { xxh64 } from './xxhash64';
+import { xxh64Short } from './xxhash64';
 import { varintOk, varintEnd, readVarint, readVarlong, sizeVarint } from './varint';
 
 const H_CAPACITY: usize = 0;
@@ -449,7 +449,7 @@ export function dedupBatch(
       store<u8>(flags + <usize>i, FLAG_NO_IDENTITY);
       none++;
     } else {
-      store<u64>(hashes + ((<usize>m) << 3), xxh64(idPos, <usize>idLen, 0) & mask);
+      store<u64>(hashes + ((<usize>m) << 3), xxh64Short(idPos, <usize>idLen, 0) & mask);
       store<f64>(times + ((<usize>m) << 3), <f64>(firstTs + tsDelta));
       store<u32>(idx + ((<usize>m) << 2), <u32>i);
       m++;
@@ -526,7 +526,7 @@ export function dedupLayout(
       none++;
     } else {
       if (idPos + <usize>idLen > limit) return DEDUP_MALFORMED;
-      store<u64>(hashes + ((<usize>m) << 3), xxh64(batch + idPos, <usize>idLen, 0) & mask);
+      store<u64>(hashes + ((<usize>m) << 3), xxh64Short(batch + idPos, <usize>idLen, 0) & mask);
       store<f64>(times + ((<usize>m) << 3), <f64>(firstTs + tsDelta));
       store<u32>(idx + ((<usize>m) << 2), <u32>i);
       m++;

@@ -67,6 +67,38 @@ export function xxh64(p: usize, len: usize, seed: u64): u64 {
   return h;
 }
 
+/**
+ * xxh64 for the short inputs dedup identities usually are (under 32 bytes:
+ * no stripe loop), inlined into the caller's loop; longer inputs go to xxh64.
+ * Same result as xxh64.
+ */
+@inline export function xxh64Short(p: usize, len: usize, seed: u64): u64 {
+  if (len >= 32) return xxh64(p, len, seed);
+  const end = p + len;
+  let h = seed + P5 + <u64>len;
+  while (p + 8 <= end) {
+    h ^= round(0, load<u64>(p));
+    h = rotl<u64>(h, 27) * P1 + P4;
+    p += 8;
+  }
+  if (p + 4 <= end) {
+    h ^= <u64>load<u32>(p) * P1;
+    h = rotl<u64>(h, 23) * P2 + P3;
+    p += 4;
+  }
+  while (p < end) {
+    h ^= <u64>load<u8>(p) * P5;
+    h = rotl<u64>(h, 11) * P1;
+    p++;
+  }
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
+  return h;
+}
+
 /** Hash of [p, p+len) with seed (lo, hi), stored as u64 at out. */
 export function xxh64Into(p: usize, len: usize, seedLo: u32, seedHi: u32, out: usize): void {
   store<u64>(out, xxh64(p, len, (<u64>seedHi << 32) | <u64>seedLo));
@@ -82,7 +114,7 @@ export function xxh64Many(data: usize, offsets: usize, n: i32, seedLo: u32, seed
   let start = load<u32>(offsets);
   for (let i: i32 = 0; i < n; i++) {
     const next = load<u32>(offsets + ((<usize>(i + 1)) << 2));
-    store<u64>(out + ((<usize>i) << 3), xxh64(data + <usize>start, <usize>(next - start), seed));
+    store<u64>(out + ((<usize>i) << 3), xxh64Short(data + <usize>start, <usize>(next - start), seed));
     start = next;
   }
 }
@@ -95,7 +127,7 @@ export function xxh64Fixed(data: usize, width: u32, n: i32, seedLo: u32, seedHi:
   const seed = (<u64>seedHi << 32) | <u64>seedLo;
   let p = data;
   for (let i: i32 = 0; i < n; i++) {
-    store<u64>(out + ((<usize>i) << 3), xxh64(p, <usize>width, seed));
+    store<u64>(out + ((<usize>i) << 3), xxh64Short(p, <usize>width, seed));
     p += <usize>width;
   }
 }
