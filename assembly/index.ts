@@ -5,7 +5,7 @@ export { alloc, free } from './heap';
 export { crc32c, crc32cTable } from './crc32c';
 export {
   batchLayout, batchFinish, batchScan, scanStopReason, scanStopPosition,
-  recordsDecode, decodeHeaderCount,
+  recordsDecode, decodeHeaderCount, recordsCheck,
 } from './record_batch';
 export { offsetIndexLookup, offsetIndexLookupMany } from './offset_index';
 export { timeIndexLookup, timeIndexLookupMany } from './time_index';

@@ -232,6 +232,57 @@ export function decodeHeaderCount(): i32 { return decodedHeaders; }
   return readVarlong(p, end);
 }
 
+// --- check (the produce path) -------------------------------------------------
+
+/**
+ * Validates exactly count records filling [ptr, ptr+len) with the same
+ * framing rules as recordsDecode, and requires offset deltas 0..count-1 (a
+ * producer's batch), without writing row tables (so the caller needs no
+ * per-record pass of its own). Stores the smallest and largest timestamp
+ * delta as two i64 at out. Returns count, or DECODE_MALFORMED.
+ */
+export function recordsCheck(ptr: usize, len: i32, count: i32, out: usize): i32 {
+  const end = ptr + <usize>len;
+  let p = ptr;
+  let minTs: i64 = i64.MAX_VALUE;
+  let maxTs: i64 = i64.MIN_VALUE;
+  varintOk = true;
+  for (let i: i32 = 0; i < count; i++) {
+    const recLen = readVarintFast(p, end);
+    if (!varintOk || recLen < 1) return DECODE_MALFORMED;
+    p = varintEnd;
+    if (<usize>recLen > end - p) return DECODE_MALFORMED;
+    const recEnd = p + <usize>recLen;
+    p++; // attributes
+    const tsDelta = readVarlongFast(p, recEnd); p = varintEnd;
+    if (tsDelta < minTs) minTs = tsDelta;
+    if (tsDelta > maxTs) maxTs = tsDelta;
+    const offsetDelta = readVarintFast(p, recEnd); p = varintEnd;
+    if (offsetDelta != i) return DECODE_MALFORMED;
+    const keyLen = readVarintFast(p, recEnd); p = varintEnd;
+    if (!varintOk || keyLen < -1 || <usize>max(keyLen, 0) > recEnd - p) return DECODE_MALFORMED;
+    p += <usize>max(keyLen, 0);
+    const valueLen = readVarintFast(p, recEnd); p = varintEnd;
+    if (!varintOk || valueLen < -1 || <usize>max(valueLen, 0) > recEnd - p) return DECODE_MALFORMED;
+    p += <usize>max(valueLen, 0);
+    const hc = readVarintFast(p, recEnd); p = varintEnd;
+    if (!varintOk || hc < 0) return DECODE_MALFORMED;
+    for (let j: i32 = 0; j < hc; j++) {
+      const nl = readVarintFast(p, recEnd); p = varintEnd;
+      if (!varintOk || nl < 0 || <usize>nl > recEnd - p) return DECODE_MALFORMED;
+      p += <usize>nl;
+      const vl = readVarintFast(p, recEnd); p = varintEnd;
+      if (!varintOk || vl < -1 || <usize>max(vl, 0) > recEnd - p) return DECODE_MALFORMED;
+      p += <usize>max(vl, 0);
+    }
+    if (p != recEnd) return DECODE_MALFORMED;
+  }
+  if (p != end) return DECODE_MALFORMED;
+  store<i64>(out, minTs);
+  store<i64>(out, maxTs, 8);
+  return count;
+}
+
 /**
  * Decodes exactly count records filling [ptr, ptr+len) (the records section
  * of an uncompressed batch, or a decompressed one). Returns count, or a

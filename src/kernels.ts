@@ -33,6 +33,8 @@ export interface KernelExports {
   scanStopPosition(): number;
   recordsDecode(ptr: number, len: number, count: number, rows: number, maxRows: number, hdrs: number, maxHeaders: number): number;
   decodeHeaderCount(): number;
+  /** Validates a records section like recordsDecode, offset deltas 0..count-1, no row tables; min and max timestamp delta (i64) at out. */
+  recordsCheck(ptr: number, len: number, count: number, out: number): number;
   offsetIndexLookup(idx: number, entries: number, target: number): number;
   offsetIndexLookupMany(idx: number, entries: number, targets: number, n: number, out: number): void;
   timeIndexLookup(idx: number, entries: number, target: number): number;

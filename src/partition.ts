@@ -45,7 +45,7 @@ const CODEC_ZSTD = 4;
 const TWO32 = 4294967296;
 
 /** Scratch of appendBatches (made on first use). */
-interface IngestContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; inflated: WasmBuffer }
+interface IngestContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; inflated: WasmBuffer; check: WasmBuffer }
 
 interface ReadContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; scratch: ViewScratch | null }
 
@@ -572,7 +572,7 @@ export class Partition {
     const startOffset = this.logEndOffset;
     if (bytes.length === 0) return { baseOffset: startOffset, lastOffset: startOffset - 1, count: 0, dropped: 0, batches: [] };
     const k = this.k;
-    const ing = this.ingest ??= { buf: new WasmBuffer(k, bytes.length), scanner: new BatchScanner(k, 1024), decoder: new RecordBatchDecoder(k), inflated: new WasmBuffer(k, 1024) };
+    const ing = this.ingest ??= { buf: new WasmBuffer(k, bytes.length), scanner: new BatchScanner(k, 1024), decoder: new RecordBatchDecoder(k), inflated: new WasmBuffer(k, 1024), check: new WasmBuffer(k, 16) };
     try {
       const ptr = ing.buf.ensure(bytes.length);
       k.u8.set(bytes, ptr);
@@ -707,11 +707,28 @@ export class Partition {
       k.u8.set(plain, batchPtr + BATCH_HEADER_SIZE);
       plainInfo = { ...info, attributes: attrs & ~ATTR_CODEC_MASK, size: BATCH_HEADER_SIZE + plain.length };
     }
-    // Every record's framing, offset deltas strictly increasing within [0, lastOffsetDelta] (so exactly 0..count-1).
-    const { rows, headers } = ing.decoder.decodeRows(batchPtr, plainInfo);
     const n = info.recordCount;
-    const i32 = k.i32;
     const logAppendTime = (attrs & ATTR_LOG_APPEND_TIME) !== 0;
+    if (!records) {
+      // One wasm pass: every record's framing (recordsDecode's rules), offset deltas exactly 0..count-1, the
+      // smallest and largest timestamp delta; no row tables.
+      const out = ing.check.ptr;
+      if (k.raw.recordsCheck(batchPtr + BATCH_HEADER_SIZE, plainInfo.size - BATCH_HEADER_SIZE, n, out) !== n) {
+        throw new CorruptionError(`malformed records (framing, or offset deltas other than 0..${n - 1})`, where);
+      }
+      if (logAppendTime) return;
+      const i32 = k.i32;
+      const w = out >>> 2;
+      const minTs = info.firstTimestamp + (i32[w + 1]! * TWO32 + (i32[w]! >>> 0));
+      const maxTs = info.firstTimestamp + (i32[w + 3]! * TWO32 + (i32[w + 2]! >>> 0));
+      if (minTs < 0) throw new InvalidArgumentError(`${at}: a record timestamp ${minTs} is negative`);
+      if (maxTs !== info.maxTimestamp) throw new CorruptionError(`max timestamp ${info.maxTimestamp} in the header, but the records' largest is ${maxTs}`, where);
+      return;
+    }
+    // With a filter the records are needed too: the decoder's row tables (same checks; offset deltas strictly
+    // increasing within [0, lastOffsetDelta], so exactly 0..count-1).
+    const { rows, headers } = ing.decoder.decodeRows(batchPtr, plainInfo);
+    const i32 = k.i32;
     if (!logAppendTime) {
       let max = -1;
       for (let i = 0, w = rows >>> 2; i < n; i++, w += RECORD_ROW_WORDS) {
@@ -721,17 +738,15 @@ export class Partition {
       }
       if (max !== info.maxTimestamp) throw new CorruptionError(`max timestamp ${info.maxTimestamp} in the header, but the records' largest is ${max}`, where);
     }
-    if (records) {
-      const recs = recordsFromRows(k, rows, headers, n, info, logAppendTime);
-      if (codec !== CODEC_NONE) {
-        // Dedup may re-encode a gzip batch's records uncompressed: each must then fit a batch on its own.
-        for (let i = 0; i < n; i++) {
-          const size = BATCH_HEADER_SIZE + RecordBatchEncoder.recordBound(recs[i]!);
-          if (size > limit) throw new RecordTooLargeError(size, limit, `${at}: record ${i} (framed uncompressed, as dedup may re-encode it)`);
-        }
+    const recs = recordsFromRows(k, rows, headers, n, info, logAppendTime);
+    if (codec !== CODEC_NONE) {
+      // Dedup may re-encode a gzip batch's records uncompressed: each must then fit a batch on its own.
+      for (let i = 0; i < n; i++) {
+        const size = BATCH_HEADER_SIZE + RecordBatchEncoder.recordBound(recs[i]!);
+        if (size > limit) throw new RecordTooLargeError(size, limit, `${at}: record ${i} (framed uncompressed, as dedup may re-encode it)`);
       }
-      records.push(recs);
     }
+    records.push(recs);
   }
 
   /** Writes records (already validated and filtered) in batches of at most maxMessageBytes. */
@@ -760,6 +775,7 @@ export class Partition {
     ing.scanner.free();
     ing.decoder.free();
     ing.inflated.free();
+    ing.check.free();
   }
 
   /**

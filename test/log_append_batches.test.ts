@@ -351,15 +351,21 @@ test('header/record inconsistencies with a valid CRC are refused (typed), nothin
       gzipSync(refRecords([rec(0, 0n)]))), CorruptionError],
   ];
   try {
+    // A dedup topic checks records through the decoder's row tables (it needs the records), others in one kernel pass: both refuse alike.
+    await store.createTopic('d', { config: { flushMs: -1, dedup: { by: 'key', window: { count: 100 } } } });
+    const pd = store.partition('d', 0);
     const good = frame([{ key: 'g', value: 'good', timestamp: 1 }]);
-    for (const [name, bad, type] of cases) {
-      for (const input of [bad, concat([good, bad]), concat([bad, good])]) {
-        const before = snapshot(p);
-        assert.throws(() => p.appendBatchesSync(input), type, name);
-        assert.deepEqual(snapshot(p), before, `${name}: nothing written`);
+    for (const part of [p, pd]) {
+      for (const [name, bad, type] of cases) {
+        for (const input of [bad, concat([good, bad]), concat([bad, good])]) {
+          const before = snapshot(part);
+          assert.throws(() => part.appendBatchesSync(input), type, `${part.topic}: ${name}`);
+          assert.deepEqual(snapshot(part), before, `${part.topic}: ${name}: nothing written`);
+        }
       }
+      assert.equal(part.logEndOffset, 0);
+      assert.equal(part.appendBatchesSync(good).count, 1, 'the good batch alone is fine');
     }
-    assert.equal(p.logEndOffset, 0);
   } finally {
     await store.close();
   }
@@ -695,4 +701,61 @@ test('a filter failing mid-call: nothing written, aborted() called only when an 
     p.appendFilter = null;
     await store.close().catch(() => undefined);
   }
+});
+
+test('kernel recordsCheck accepts exactly what recordsDecode accepts with offset deltas 0..n-1, and finds the min/max timestamp delta', () => {
+  const rows = new WasmBuffer(k, 64 * 9 * 4);
+  const hdrs = new WasmBuffer(k, 1024 * 16);
+  const out = new WasmBuffer(k, 16);
+  const area = new WasmBuffer(k, 1 << 16);
+  const refArb = fc.array(fc.record({
+    ts: fc.bigInt({ min: -(2n ** 40n), max: 2n ** 40n }),
+    key: fc.option(fc.uint8Array({ maxLength: 140 }), { nil: null }),
+    value: fc.option(fc.uint8Array({ maxLength: 300 }), { nil: null }),
+    headers: fc.array(fc.record({ key: fc.uint8Array({ maxLength: 5 }), value: fc.option(fc.uint8Array({ maxLength: 5 }), { nil: null }) }), { maxLength: 3 }),
+    odd: fc.integer({ min: 0, max: 15 }),
+  }), { minLength: 1, maxLength: 40 });
+  const mutation = fc.oneof(
+    fc.constant({ kind: 'none' as const }),
+    fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), mask: fc.integer({ min: 1, max: 255 }) }),
+    fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
+    fc.record({ kind: fc.constant('count' as const), delta: fc.integer({ min: -2, max: 2 }) }),
+  );
+  let valid = 0;
+  fc.assert(fc.property(refArb, mutation, (recs, m) => {
+    // Offset deltas 0..n-1, except where `odd` is 0 (then a wrong delta: still decodable, not acceptable here).
+    const section = refRecords(recs.map((r, i) => ({ timestampDelta: r.ts, offsetDelta: r.odd === 0 && recs.length > 1 ? (i + 1) % recs.length : i, key: r.key, value: r.value, headers: r.headers })));
+    const bytes = section.slice();
+    let n = recs.length;
+    let len = bytes.length;
+    if (m.kind === 'flip' && len > 0) bytes[m.at % len] ^= m.mask;
+    if (m.kind === 'cut') len = m.at % (len + 1);
+    if (m.kind === 'count') n = Math.max(0, n + m.delta);
+    const ptr = area.ensure(len + 1);
+    k.u8.set(bytes.subarray(0, len), ptr);
+    const rcDecode = k.raw.recordsDecode(ptr, len, n, rows.ensure(Math.max(1, n) * 36), Math.max(1, n), hdrs.ptr, 1024);
+    let deltasOk = rcDecode === n;
+    let minTs = Infinity;
+    let maxTs = -Infinity;
+    if (deltasOk) {
+      const i32 = k.i32;
+      for (let i = 0, w = rows.ptr >>> 2; i < n; i++, w += 9) {
+        if (i32[w] !== i) deltasOk = false;
+        const ts = i32[w + 2]! * 4294967296 + (i32[w + 1]! >>> 0);
+        minTs = Math.min(minTs, ts);
+        maxTs = Math.max(maxTs, ts);
+      }
+    }
+    const rcCheck = k.raw.recordsCheck(ptr, len, n, out.ptr);
+    assert.equal(rcCheck === n, deltasOk, `recordsDecode ${rcDecode}, deltas ok ${deltasOk}, recordsCheck ${rcCheck}`);
+    if (deltasOk && n > 0) {
+      valid++;
+      const i32 = k.i32;
+      const w = out.ptr >>> 2;
+      assert.equal(i32[w + 1]! * 4294967296 + (i32[w]! >>> 0), minTs);
+      assert.equal(i32[w + 3]! * 4294967296 + (i32[w + 2]! >>> 0), maxTs);
+    }
+  }), { numRuns: 3000 });
+  assert.ok(valid > 300, `${valid} valid cases`);
+  for (const x of [rows, hdrs, out, area]) x.free();
 });
