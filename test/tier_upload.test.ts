@@ -212,43 +212,48 @@ for (const [name, make] of backends) {
   });
 }
 
-test('pipelineSegments bounds the segments sending at once: 1 uploads one after the other, 2 overlaps two', async () => {
-  const saved = uploadTuning.pipelineSegments;
+test('pipelineSegments (object stores) and pipelineSegmentsFiles (fs) bound the segments sending at once: 1 uploads one after the other', async () => {
+  const saved = { ...uploadTuning };
   const dir = tmp();
   await writeUntiered(dir, 200, 24);
   try {
-    for (const window of [1, 2, 3]) {
-      uploadTuning.pipelineSegments = window;
-      const tier = memoryTier({ autoArchive: false });
-      const { store, p } = await openTiered(dir, tier);
-      try {
-        const od = store.tier!.layout.partitionDir('ev', 0);
-        const bases = p.segments.slice(0, -1).map((s) => s.baseOffset);
-        assert.ok(bases.length >= 4);
-        // Segments whose log is being written (one PUT each on memory), and the most at once.
-        const active = new Map<string, number>();
-        let most = 0;
-        const objects = store.tier!.objects;
-        const write = objects.write.bind(objects);
-        objects.write = async (key: string, data: Buffer) => {
-          const seg = /(\d{20})\.log$/.exec(key)?.[1];
-          if (seg) { active.set(seg, (active.get(seg) ?? 0) + 1); most = Math.max(most, active.size); }
-          try { await write(key, data); } finally {
-            if (seg) { const n = active.get(seg)! - 1; if (n === 0) active.delete(seg); else active.set(seg, n); }
-          }
-        };
-        const writes = watchWrites(objects, od);
-        await store.tier!.archiveNow();
-        assert.equal(most, window, `pipelineSegments ${window}`);
-        assertPrefixes(writes, bases);
-        assert.deepEqual((await remoteManifest(store)).segments.map((s) => s.baseOffset), bases);
-      } finally {
-        await store.close();
-        forgetMemoryTier(tier);
+    for (const [make, knob] of [[() => memoryTier({ autoArchive: false }), 'pipelineSegments'], [() => fsTier({ autoArchive: false }), 'pipelineSegmentsFiles']] as const) {
+      for (const window of [1, 2, 3]) {
+        uploadTuning.pipelineSegments = saved.pipelineSegments;
+        uploadTuning.pipelineSegmentsFiles = saved.pipelineSegmentsFiles;
+        uploadTuning[knob] = window;
+        const tier = make();
+        const { store, p } = await openTiered(dir, tier);
+        try {
+          assert.equal(store.tier!.archiver('ev', 0).pipelineWindow, window);
+          const od = store.tier!.layout.partitionDir('ev', 0);
+          const bases = p.segments.slice(0, -1).map((s) => s.baseOffset);
+          assert.ok(bases.length >= 4);
+          // Segments whose log is being written (one PUT each), and the most at once.
+          const active = new Map<string, number>();
+          let most = 0;
+          const objects = store.tier!.objects;
+          const write = objects.write.bind(objects);
+          objects.write = async (key: string, data: Buffer) => {
+            const seg = /(\d{20})\.log$/.exec(key)?.[1];
+            if (seg) { active.set(seg, (active.get(seg) ?? 0) + 1); most = Math.max(most, active.size); }
+            try { await write(key, data); } finally {
+              if (seg) { const n = active.get(seg)! - 1; if (n === 0) active.delete(seg); else active.set(seg, n); }
+            }
+          };
+          const writes = watchWrites(objects, od);
+          await store.tier!.archiveNow();
+          assert.equal(most, window, `${tier.service}: ${knob} ${window}`);
+          assertPrefixes(writes, bases);
+          assert.deepEqual((await remoteManifest(store)).segments.map((s) => s.baseOffset), bases);
+        } finally {
+          await store.close();
+          forgetMemoryTier(tier);
+        }
       }
     }
   } finally {
-    uploadTuning.pipelineSegments = saved;
+    Object.assign(uploadTuning, saved);
   }
 });
 

@@ -12,7 +12,6 @@ import type { LogSegment } from '../../src/log_segment.js';
 import type { TierConfig } from '../../src/tier/tier_config.js';
 import { resolveTierConfig } from '../../src/tier/tier_config.js';
 import { crcHex } from '../../src/tier/manifest.js';
-import { uploadTuning } from '../../src/tier/archiver.js';
 import { spawnS3rver } from '../../test/helpers/s3rver.js';
 
 const SEGMENT = 16 << 20;
@@ -157,7 +156,7 @@ const PASS_SEGMENTS = 4;
 function uploadPassCase(b: Backend): BenchCase {
   const sed = 'sediment archiver upload (pipelined)';
   const seq = 'OpenDAL write, one segment at a time';
-  const two = `OpenDAL write, ${uploadTuning.pipelineSegments} segments at a time (as sediment)`;
+  const two = 'OpenDAL write, as many segments at a time as sediment';
   const all = 'OpenDAL write, every object at once';
   return {
     name: `upload ${PASS_SEGMENTS} closed 16 MiB segments in one pass, ${b.label}`,
@@ -174,6 +173,7 @@ function uploadPassCase(b: Backend): BenchCase {
         const { store, p } = built;
         const segs = p.segments.slice(0, PASS_SEGMENTS);
         const archiver = store.tier!.archiver('ev', 0);
+        const lanes = archiver.pipelineWindow;
         const op = plainOperator(svc.tier);
         const bytes = segs.map((seg) => [seg.logPath, seg.index.path, seg.timeIndex.path].map((f) => fs.readFileSync(f)));
         const keys = segs.map((_, i) => [`plain/${i}.log`, `plain/${i}.index`, `plain/${i}.timeindex`]);
@@ -187,7 +187,7 @@ function uploadPassCase(b: Backend): BenchCase {
             {
               name: sed,
               role: 'sediment',
-              note: `PartitionArchiver.uploadSegments of ${PASS_SEGMENTS} segments: ${uploadTuning.pipelineSegments} segments sending at once (the next one read, checked and sent while the previous one completes and is verified), ` +
+              note: `PartitionArchiver.uploadSegments of ${PASS_SEGMENTS} segments: ${lanes} segments sending at once (the next one read, checked and sent while the previous one completes and is verified), ` +
                 'each as in the single-segment case (read once, checked in wasm, three objects at the same time, each stat-verified); ' +
                 'the manifest rewritten once per group of segments verified while the previous manifest write was in flight',
               async: true,
@@ -219,13 +219,13 @@ function uploadPassCase(b: Backend): BenchCase {
             {
               name: two,
               role: 'peer',
-              note: `the same writes with ${uploadTuning.pipelineSegments} segments in flight, as sediment uploads them (a segment starts when one of those in flight is done)`,
+              note: `the same writes with ${lanes} segments in flight, as many as sediment sends at once on this service (a segment starts when one of those in flight is done)`,
               async: true,
               async run(n: number) {
                 for (let r = 0; r < n; r++) {
                   let next = 0;
                   const lane = async () => { while (next < PASS_SEGMENTS) await writeSegment(next++); };
-                  await Promise.all(Array.from({ length: uploadTuning.pipelineSegments }, lane));
+                  await Promise.all(Array.from({ length: lanes }, lane));
                 }
                 return n;
               },

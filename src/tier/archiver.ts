@@ -13,7 +13,7 @@
 //      scanned batch by batch in wasm and its CRC-32C computed while it
 //      uploads, from the one read of the file) and its size confirmed by a
 //      stat; then the manifest, replaced whole, listing the new segments.
-//      Up to uploadTuning.pipelineSegments segments send bytes at once
+//      Up to uploadTuning.pipelineSegments (pipelineSegmentsFiles on fs) segments send bytes at once
 //      (the next one is read, checked and sent while the previous one
 //      completes and is verified);
 //      the manifest lists only a run of verified segments from the oldest
@@ -72,21 +72,30 @@ export const uploadTuning = {
    */
   streamSmallSegments: false,
   /**
-   * Segments of one partition sending bytes at once (1..64; 1 sends one
-   * after the other). A segment whose bytes are all handed over, being
-   * completed and verified, no longer counts; at most twice this many are
-   * started and not yet listed.
+   * Segments of one partition sending bytes at once on object stores (1..64;
+   * 1 sends one after the other). A segment whose bytes are all handed over,
+   * being completed and verified, no longer counts; at most twice this many
+   * are started and not yet listed.
    */
   pipelineSegments: 2,
+  /**
+   * The same on services that write files (fs, ...: streamed writes go
+   * straight to the object), where every object ends with a flush to disk
+   * that more segments in flight overlap: 4 measured 15-25% faster than 2 on
+   * fs for a backlog of 16 MiB segments, while 2 was faster than 4 on s3rver.
+   */
+  pipelineSegmentsFiles: 4,
 };
 
 /** Largest value accepted for uploadTuning.streamChunkBytes. */
 const MAX_STREAM_CHUNK = 256 << 20;
 
-function checkTuning(): { chunk: number; window: number } {
-  const { streamChunkBytes: chunk, pipelineSegments: window } = uploadTuning;
+function checkTuning(files: boolean): { chunk: number; window: number } {
+  const chunk = uploadTuning.streamChunkBytes;
+  const name = files ? 'pipelineSegmentsFiles' : 'pipelineSegments';
+  const window = uploadTuning[name];
   if (!Number.isSafeInteger(chunk) || chunk < 1 || chunk > MAX_STREAM_CHUNK) throw new InvalidArgumentError(`uploadTuning.streamChunkBytes must be 1..${MAX_STREAM_CHUNK}, got ${chunk}`);
-  if (!Number.isSafeInteger(window) || window < 1 || window > 64) throw new InvalidArgumentError(`uploadTuning.pipelineSegments must be 1..64, got ${window}`);
+  if (!Number.isSafeInteger(window) || window < 1 || window > 64) throw new InvalidArgumentError(`uploadTuning.${name} must be 1..64, got ${window}`);
   return { chunk, window };
 }
 
@@ -316,6 +325,9 @@ export class PartitionArchiver {
 
   /** True when tiering runs for this partition (not read-only, not compacted). */
   get enabled(): boolean { return this.state !== 'disabled'; }
+
+  /** Segments this partition sends at once (uploadTuning.pipelineSegments, or pipelineSegmentsFiles on services that write files). */
+  get pipelineWindow(): number { return this.d.store.streamsWrites ? uploadTuning.pipelineSegmentsFiles : uploadTuning.pipelineSegments; }
 
   /** The current manifest (the local copy until the object store answered). */
   currentManifest(): Manifest { return this.manifest; }
@@ -578,7 +590,7 @@ export class PartitionArchiver {
    * segment order) is thrown. Returns the entries listed.
    */
   private async uploadRun(next: () => Promise<LogSegment | null>): Promise<ManifestSegment[]> {
-    const { window } = checkTuning();
+    const { window } = checkTuning(this.d.store.streamsWrites);
     const inflight: Promise<ManifestSegment>[] = [];
     const listed: ManifestSegment[] = [];
     let ready: ManifestSegment[] = [];
@@ -815,7 +827,7 @@ export class PartitionArchiver {
    */
   private async streamLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void, sent: () => void): Promise<SegmentFacts> {
     const size = seg.size;
-    const step = Math.min(checkTuning().chunk, size);
+    const step = Math.min(checkTuning(this.d.store.streamsWrites).chunk, size);
     const w = await this.d.store.writer(this.dir + key, this.d.store.streamsWrites ? undefined : PART_BYTES);
     const bufs = [uploadBuffers.take(step), uploadBuffers.take(step)];
     const h = this.d.storage.open(seg.logPath, 'read');
