@@ -30,6 +30,9 @@
 // 2 * capacity slots, so a chain ends at a group with an empty slot;
 // sequence numbers in the table are at most 2 * capacity <= 2^25 behind the
 // tail, so SEQ_BITS = 25 never aliases a stale entry as live.
+// The age bound reads the ring's oldest time only when a kept lower bound
+// of all entries' times says something may have expired (the bound is made
+// exact again by a pass over the ring at most once per `capacity` inserts).
 // Loads are prefetched (wasm has no prefetch instruction: plain loads whose
 // values are discarded) in groups of 16 keys, back to back, so their cache
 // misses overlap.
@@ -51,6 +54,8 @@ const H_GEN_LEFT: usize = 28; // inserts left in the current generation
 const H_AGE: usize = 32;
 const H_TOUCH: usize = 40;  // scratch: sink of the prefetch loads
 const H_TAGGED: usize = 48; // 1 once a call passed tags: from then on every insert stores its tag
+const H_MIN_TIME: usize = 56; // f64: a lower bound of every ring entry's time (+inf when empty)
+const H_MIN_AT: usize = 52;   // sequence number at which H_MIN_TIME was last recomputed
 const PREFETCH: i32 = 16;   // keys per prefetch group (a power of two)
 const HEADER: usize = 64;
 const ENTRY: usize = 16;    // ring bytes per entry: hash and time (two arrays)
@@ -98,6 +103,8 @@ export function windowInit(w: usize, capacity: u32, ageMs: f64): void {
   store<u32>(w + H_GEN_LEFT, capacity);
   store<f64>(w + H_AGE, ageMs);
   store<u32>(w + H_TAGGED, 0);
+  store<f64>(w + H_MIN_TIME, Infinity);
+  store<u32>(w + H_MIN_AT, 0);
   memory.fill(tags(w), 0, <usize>capacity << 2);
   memory.fill(table(w), 0, <usize>groups * LINE);
 }
@@ -152,6 +159,10 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
   // Tags are stored only once some call has passed them (until then every
   // tag reads as 0 from init), so untagged use skips that store.
   if (tags_ != 0) store<u32>(w + H_TAGGED, 1);
+  // No entry is older than minTime, so while now - minTime < age nothing can
+  // have expired and the ring's head need not be read.
+  let minTime = load<f64>(w + H_MIN_TIME);
+  let minAt = load<u32>(w + H_MIN_AT);
   const tagged = load<u32>(w + H_TAGGED) != 0;
   let dups: i32 = 0;
   // Software prefetch (wasm has no prefetch instruction): at the start of
@@ -167,25 +178,36 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
         const ah = load<u64>(hashes + ((<usize>j) << 3));
         touch ^= load<u64>(t + <usize>homeOf(mix(ah), groups) * LINE);
       }
-      // The ring lines the next group writes (tail) and reads (head, age bound).
+      // The ring lines the next group writes.
       let ti = head + size + <u32>PREFETCH;
       if (ti >= capacity) ti -= capacity;
-      let hi = head + <u32>PREFETCH;
-      if (hi >= capacity) hi -= capacity;
       for (let q: u32 = 0; q < <u32>PREFETCH; q += 8) {
         let a = ti + q; if (a >= capacity) a -= capacity;
-        let b = hi + q; if (b >= capacity) b -= capacity;
-        touch ^= load<u64>(r + (<usize>a << 3)) ^ load<u64>(rt + (<usize>a << 3)) ^ load<u64>(rt + (<usize>b << 3));
+        touch ^= load<u64>(r + (<usize>a << 3)) ^ load<u64>(rt + (<usize>a << 3));
       }
     }
     const h = load<u64>(hashes + ((<usize>i) << 3));
     const now = load<f64>(times + ((<usize>i) << 3));
     const flag = flags + (idx != 0 ? <usize>load<u32>(idx + ((<usize>i) << 2)) : <usize>i);
-    if (age > 0) {
+    if (age > 0 && now - minTime >= age) {
+      // Some entry may be too old for this key. minTime is only a lower
+      // bound (evictions leave it behind): make it exact again, at most once
+      // per `capacity` inserts (a sequential pass over the ring's times).
+      if (((tail - minAt) & SEQ_MASK) >= capacity) {
+        minTime = Infinity;
+        let q = head;
+        for (let c: u32 = 0; c < size; c++) {
+          minTime = min(minTime, load<f64>(rt + (<usize>q << 3)));
+          q = q + 1 == capacity ? 0 : q + 1;
+        }
+        minAt = tail;
+      }
       // Evict from the oldest end while too old for this key.
-      while (size > 0 && now - load<f64>(rt + (<usize>head << 3)) >= age) {
-        head = head + 1 == capacity ? 0 : head + 1;
-        size--;
+      if (now - minTime >= age) {
+        while (size > 0 && now - load<f64>(rt + (<usize>head << 3)) >= age) {
+          head = head + 1 == capacity ? 0 : head + 1;
+          size--;
+        }
       }
     }
     let tailIdx = head + size;
@@ -269,6 +291,7 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
     }
     store<u64>(r + (<usize>tailIdx << 3), h);
     store<f64>(rt + (<usize>tailIdx << 3), now);
+    if (now < minTime) minTime = now;
     if (tagged) store<u32>(tg + ((<usize>tailIdx) << 2), tags_ != 0 ? load<u32>(tags_ + ((<usize>i) << 2)) : 0);
     if (freeCtrl != 0) store<u8>(freeCtrl, <u8>cb);
     store<u32>(freeSlot, (ptag << SEQ_BITS) | tail);
@@ -282,6 +305,8 @@ function checkInsertRun(w: usize, hashes: usize, times: usize, tags_: usize, n: 
   store<u32>(w + H_TAIL, tail);
   store<u32>(w + H_GEN, gen);
   store<u32>(w + H_GEN_LEFT, left);
+  store<f64>(w + H_MIN_TIME, minTime);
+  store<u32>(w + H_MIN_AT, minAt);
   store<u64>(w + H_TOUCH, touch); // keeps the prefetch loads alive
   return dups;
 }
