@@ -483,7 +483,8 @@ export function dedupBatch(
   }
   if (p != end) return DEDUP_MALFORMED;
   skipped = none;
-  return checkInsertRun(w, hashes, times, 0, m, flags, 0, idx);
+  // With every record checked, key i is record i: no index table to read.
+  return checkInsertRun(w, hashes, times, 0, m, flags, 0, none == 0 ? 0 : idx);
 }
 
 /**
@@ -560,5 +561,6 @@ export function dedupLayout(
     q += 8 + (<usize>hc << 3);
   }
   skipped = none;
-  return checkInsertRun(w, hashes, times, 0, m, flags, 0, idx);
+  // With every record checked, key i is record i: no index table to read.
+  return checkInsertRun(w, hashes, times, 0, m, flags, 0, none == 0 ? 0 : idx);
 }
