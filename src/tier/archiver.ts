@@ -29,7 +29,7 @@
 
 import * as path from 'node:path';
 import { Kernels } from '../kernels.js';
-import { Storage } from '../storage.js';
+import { Storage, FileHandle } from '../storage.js';
 import { Partition } from '../partition.js';
 import { LogSegment } from '../log_segment.js';
 import { Crc32c } from '../crc32c.js';
@@ -49,6 +49,8 @@ export const LOCAL_MANIFEST_FILE = 'tier-manifest.json';
 /** Stats of an uploaded object before a missing or wrong-sized object fails the upload, and the first wait between them (doubling). */
 const VERIFY_ATTEMPTS = 5;
 const VERIFY_DELAY_MS = 20;
+/** Largest log uploaded in one PUT from memory, whatever the multipart threshold (larger ones are streamed). */
+const MAX_ONE_PUT_BYTES = 1 << 30;
 /** Part size of multipart uploads (segments above the multipart threshold). */
 const PART_BYTES = 16 << 20;
 
@@ -179,7 +181,7 @@ export class BufferPool {
 export const uploadBuffers = new BufferPool();
 
 /** Reads exactly buf.length bytes at pos (CorruptionError when the file ends first). */
-function readExactly(h: { read(buf: Uint8Array, off: number, len: number, pos: number): number }, buf: Buffer, pos: number, file: string): void {
+function readExactly(h: FileHandle, buf: Buffer, pos: number, file: string): void {
   let got = 0;
   while (got < buf.length) {
     const r = h.read(buf, got, buf.length - got, pos + got);
@@ -757,7 +759,7 @@ export class PartitionArchiver {
     });
     let facts: SegmentFacts;
     try {
-      const streamed = size > this.d.config.multipartThresholdBytes || (uploadTuning.streamSmallSegments && this.d.store.streamsWrites);
+      const streamed = size > Math.min(this.d.config.multipartThresholdBytes, MAX_ONE_PUT_BYTES) || (uploadTuning.streamSmallSegments && this.d.store.streamsWrites);
       facts = streamed
         ? await this.streamLog(seg, objects.log.key, checker, startSmall, bytesSent)
         : await this.putLog(seg, objects.log.key, checker, startSmall, bytesSent);
@@ -829,18 +831,19 @@ export class PartitionArchiver {
     const size = seg.size;
     const step = Math.min(checkTuning(this.d.store.streamsWrites).chunk, size);
     const w = await this.d.store.writer(this.dir + key, this.d.store.streamsWrites ? undefined : PART_BYTES);
-    const bufs = [uploadBuffers.take(step), uploadBuffers.take(step)];
-    const h = this.d.storage.open(seg.logPath, 'read');
-    let fileOpen = true;
-    const closeFile = () => { if (fileOpen) { fileOpen = false; h.close(); } };
+    const bufs: BufferLease[] = [];
+    let h: FileHandle | null = null;
+    const closeFile = () => { const f = h; h = null; f?.close(); };
     let pending: Promise<unknown> | null = null;
     try {
+      bufs.push(uploadBuffers.take(step), uploadBuffers.take(step));
+      h = this.d.storage.open(seg.logPath, 'read');
       let turn = 0;
       for (let pos = 0; pos < size; pos += step) {
         const n = Math.min(step, size - pos);
         // This buffer's last write was awaited before the other buffer's write began.
         const chunk = bufs[turn++ & 1]!.buf.subarray(0, n);
-        readExactly(h, chunk, pos, seg.logPath);
+        readExactly(h!, chunk, pos, seg.logPath);
         if (pending) {
           const e = await pending;
           pending = null;
