@@ -19,6 +19,31 @@ const P5: u64 = 0x27D4EB2F165667C5;
   return acc * P1 + P4;
 }
 
+/** The last < 32 bytes of [p, end) mixed into h, then the final avalanche. */
+@inline function finish(h: u64, p: usize, end: usize): u64 {
+  while (p + 8 <= end) {
+    h ^= round(0, load<u64>(p));
+    h = rotl<u64>(h, 27) * P1 + P4;
+    p += 8;
+  }
+  if (p + 4 <= end) {
+    h ^= <u64>load<u32>(p) * P1;
+    h = rotl<u64>(h, 23) * P2 + P3;
+    p += 4;
+  }
+  while (p < end) {
+    h ^= <u64>load<u8>(p) * P5;
+    h = rotl<u64>(h, 11) * P1;
+    p++;
+  }
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
+  return h;
+}
+
 export function xxh64(p: usize, len: usize, seed: u64): u64 {
   const end = p + len;
   let h: u64;
@@ -44,27 +69,7 @@ export function xxh64(p: usize, len: usize, seed: u64): u64 {
     h = seed + P5;
   }
   h += <u64>len;
-  while (p + 8 <= end) {
-    h ^= round(0, load<u64>(p));
-    h = rotl<u64>(h, 27) * P1 + P4;
-    p += 8;
-  }
-  if (p + 4 <= end) {
-    h ^= <u64>load<u32>(p) * P1;
-    h = rotl<u64>(h, 23) * P2 + P3;
-    p += 4;
-  }
-  while (p < end) {
-    h ^= <u64>load<u8>(p) * P5;
-    h = rotl<u64>(h, 11) * P1;
-    p++;
-  }
-  h ^= h >> 33;
-  h *= P2;
-  h ^= h >> 29;
-  h *= P3;
-  h ^= h >> 32;
-  return h;
+  return finish(h, p, end);
 }
 
 /**
@@ -76,27 +81,7 @@ export function xxh64(p: usize, len: usize, seed: u64): u64 {
   if (len >= 32) return xxh64(p, len, seed);
   const end = p + len;
   let h = seed + P5 + <u64>len;
-  while (p + 8 <= end) {
-    h ^= round(0, load<u64>(p));
-    h = rotl<u64>(h, 27) * P1 + P4;
-    p += 8;
-  }
-  if (p + 4 <= end) {
-    h ^= <u64>load<u32>(p) * P1;
-    h = rotl<u64>(h, 23) * P2 + P3;
-    p += 4;
-  }
-  while (p < end) {
-    h ^= <u64>load<u8>(p) * P5;
-    h = rotl<u64>(h, 11) * P1;
-    p++;
-  }
-  h ^= h >> 33;
-  h *= P2;
-  h ^= h >> 29;
-  h *= P3;
-  h ^= h >> 32;
-  return h;
+  return finish(h, p, end);
 }
 
 /** Hash of [p, p+len) with seed (lo, hi), stored as u64 at out. */
