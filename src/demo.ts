@@ -199,7 +199,7 @@ export const produceSection: DemoSection = {
     if (store.hasTopic(PRODUCE_TOPIC)) await store.deleteTopic(PRODUCE_TOPIC);
     await store.createTopic(PRODUCE_TOPIC, { partitions: 1, config: { segmentBytes: 8 << 20 } });
     const part = store.partition(PRODUCE_TOPIC, 0);
-    ctx.log(row('source', `${LOG_TOPIC} segment 0: ${(bytes.length / 1e6).toFixed(1)} MB, ${n0(seg.nextOffset - seg.baseOffset)} records, sent as ${requests.length} requests of <= 1 MiB`));
+    ctx.log(row('source', `${LOG_TOPIC} segment 0: ${(bytes.length / 1e6).toFixed(1)} MB, ${n0(seg.nextOffset - seg.baseOffset)} records, sent as ${requests.length} request${requests.length === 1 ? '' : 's'} of <= 1 MiB`));
 
     let start = performance.now();
     let count = 0;
@@ -294,6 +294,7 @@ export const dedupSection: DemoSection = {
     const pick = randoms(M, 1 << 30, 0x2545f491);
     let fresh = 0;
     let dups = 0;
+    let within = 0;
     let prev: Uint8Array[] = [];
     for (let b = 0; b < M; b += BATCH) {
       const n = Math.min(BATCH, M - b);
@@ -302,7 +303,7 @@ export const dedupSection: DemoSection = {
       for (let i = 0; i < n; i++) {
         const slot = i % 10;
         let key: Uint8Array;
-        if (slot === 9 && keys.length > 0 && (i % 20 === 9 || prev.length === 0)) { key = keys[pick[b + i]! % keys.length]!; dups++; }
+        if (slot === 9 && keys.length > 0 && (i % 20 === 9 || prev.length === 0)) { key = keys[pick[b + i]! % keys.length]!; dups++; within++; }
         else if (slot === 9 && prev.length > 0) { key = prev[pick[b + i]! % prev.length]!; dups++; }
         else { key = enc.encode(`order-${String(fresh++).padStart(9, '0')}`); keys.push(key); }
         const value = new Uint8Array(VALUE_BYTES);
@@ -329,7 +330,7 @@ export const dedupSection: DemoSection = {
     const plainMs = performance.now() - start;
     if (dropped !== dups) throw new Error(`demo: dedup dropped ${dropped} records, ${dups} duplicates were sent`);
     if (dd.logEndOffset !== M - dups) throw new Error(`demo: dedup log ends at ${dd.logEndOffset}, expected ${M - dups}`);
-    ctx.log(row('appended', `${n0(M)} records with ${n0(dups)} duplicate keys (${n0(dups / 2)} within one append, ${n0(dups - Math.floor(dups / 2))} across appends)`));
+    ctx.log(row('appended', `${n0(M)} records with ${n0(dups)} duplicate keys (${n0(within)} within one append, ${n0(dups - within)} across appends)`));
     ctx.log(row('dropped', `${n0(dropped)} duplicates; kept ${n0(dd.logEndOffset)} at contiguous offsets 0..${n0(dd.logEndOffset - 1)}`));
     const st = (await store.dedupStats(DEDUP_TOPIC))!;
     ctx.log(row('stats', `checked ${n0(st.checked)}, dropped ${n0(st.dropped)}, window ${n0(st.windowSize)} of ${n0(st.count)} (${(st.windowFill * 100).toFixed(1)}% full)`));
@@ -469,7 +470,8 @@ export const tierSection: DemoSection = {
     for (const d of [storeDir, restoreDir, bucket]) fs.rmSync(d, { recursive: true, force: true });
     fs.mkdirSync(bucket, { recursive: true });
     const tier: TierConfig = { service: 'fs', options: { root: path.resolve(bucket) }, prefix: 'demo', autoArchive: false, checkIntervalMs: -1, localRetentionBytes: 0 };
-    const segmentBytes = 1 << 20;
+    // About ten segments whatever the size (1 MiB at the default record count).
+    const segmentBytes = Math.min(1 << 20, Math.max(16 << 10, T * 12));
     const t0 = Date.now() - T;
     const key = new TextEncoder().encode('sensor-7');
     const expected = (i: number, r: StoredRecord, v: Uint8Array) => { fillValue(v, i); return r.offset === i && r.timestamp === t0 + i && equalBytes(r.value, v) && equalBytes(r.key, key); };
@@ -478,9 +480,11 @@ export const tierSection: DemoSection = {
     try {
       await store.createTopic(TIER_TOPIC, { config: { segmentBytes } });
       const part = store.partition(TIER_TOPIC, 0);
-      for (let b = 0; b < T; b += BATCH) {
+      // Small appends, so segments roll at about segmentBytes.
+      const per = Math.max(10, Math.min(BATCH, Math.floor(T / 50)));
+      for (let b = 0; b < T; b += per) {
         const recs: RecordInput[] = [];
-        for (let i = b; i < Math.min(T, b + BATCH); i++) {
+        for (let i = b; i < Math.min(T, b + per); i++) {
           const value = new Uint8Array(VALUE_BYTES);
           fillValue(value, i);
           recs.push({ key, value, timestamp: t0 + i });
@@ -489,7 +493,7 @@ export const tierSection: DemoSection = {
       }
       await part.flush();
       const localBefore = part.sizeBytes;
-      ctx.log(row('store', `${storeDir} (${n0(T)} records, ${(localBefore / 1e6).toFixed(1)} MB in ${part.segments.length} segments of 1 MiB); bucket ${bucket}, prefix demo`));
+      ctx.log(row('store', `${storeDir} (${n0(T)} records, ${(localBefore / 1e6).toFixed(1)} MB in ${part.segments.length} segments of ${segmentBytes >= 1 << 20 ? '1 MiB' : `${n0(segmentBytes / 1024)} KiB`}); bucket ${bucket}, prefix demo`));
 
       const t = store.tier!;
       let start = performance.now();
