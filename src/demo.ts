@@ -587,7 +587,13 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     for (const s of SECTIONS) {
       out('');
       out(s.title);
-      await s.run(ctx);
+      try {
+        await s.run(ctx);
+      } catch (err) {
+        // Shown in place; the error itself goes to stderr and the exit code is 1.
+        out(row('FAILED', (err as Error)?.message ?? String(err)));
+        throw err;
+      }
     }
   } finally {
     await ctx.store.close();
