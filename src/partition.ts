@@ -8,16 +8,18 @@
 // the recovery point. Recovery: see docs/log.md.
 
 import * as path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { Kernels, WasmBuffer } from './kernels.js';
+import { BatchIngest, MAX_APPEND_BATCHES_BYTES } from './batch_ingest.js';
 import { Storage } from './storage.js';
 import { LogSegment, parseSegmentFileName, segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, RecoveryResult, MAX_READ_BATCH_BYTES } from './log_segment.js';
-import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, BatchInfo, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
+import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, ScanStop, SCAN_STOP_NAMES, stampBaseOffset,
   BATCH_HEADER_SIZE, LOG_OVERHEAD, ATTR_CONTROL, RecordBatchView, BatchLayoutTables, ViewScratch,
-  ATTR_CODEC_MASK, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, CODEC_NONE, CODEC_GZIP, MAX_INFLATED_BYTES, RECORD_ROW_WORDS, HEADER_ROW_WORDS } from './record_batch.js';
+  ATTR_CODEC_MASK, CODEC_NONE } from './record_batch.js';
 import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
 import { TopicConfig } from './topic_config.js';
-import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError, UnsupportedCodecError } from './errors.js';
+import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
+
+export { MAX_APPEND_BATCHES_BYTES };
 
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 export const RECOVERY_POINT_FILE = 'recovery-point';
@@ -36,16 +38,7 @@ const READ_CHUNK = 1 << 20;
 /** Read contexts kept for reuse per partition. */
 const READ_POOL_MAX = 4;
 
-/** Most bytes one appendBatches call takes (Kafka's socket.request.max.bytes default). */
-export const MAX_APPEND_BATCHES_BYTES = 100 * 1024 * 1024;
-/** appendBatches keeps its wasm scratch between calls up to this size (larger is freed after the call). */
-const INGEST_KEEP_BYTES = 16 << 20;
-/** Kafka's zstd codec id, the largest defined one. */
-const CODEC_ZSTD = 4;
-const TWO32 = 4294967296;
 
-/** Scratch of appendBatches (made on first use). */
-interface IngestContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; inflated: WasmBuffer; check: WasmBuffer }
 
 interface ReadContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; scratch: ViewScratch | null }
 
@@ -188,7 +181,7 @@ export class Partition {
   private readonly storage: Storage;
   private readonly encoder: RecordBatchEncoder;
   private readonly writeBuf: WasmBuffer;
-  private ingest: IngestContext | null = null;
+  private ingest: BatchIngest | null = null;
   private _highWatermark = 0;
   private unflushedRecords = 0;
   private dirDirty = false;
@@ -572,19 +565,13 @@ export class Partition {
     const startOffset = this.logEndOffset;
     if (bytes.length === 0) return { baseOffset: startOffset, lastOffset: startOffset - 1, count: 0, dropped: 0, batches: [] };
     const k = this.k;
-    const ing = this.ingest ??= { buf: new WasmBuffer(k, bytes.length), scanner: new BatchScanner(k, 1024), decoder: new RecordBatchDecoder(k), inflated: new WasmBuffer(k, 1024), check: new WasmBuffer(k, 16) };
+    const ing = this.ingest ??= new BatchIngest(k);
     try {
-      const ptr = ing.buf.ensure(bytes.length);
-      k.u8.set(bytes, ptr);
       const filter = this.appendFilter;
-      const infos = this.scanIngest(ing, ptr, bytes.length);
+      // With a dedup filter: each batch's records too.
+      const { ptr, infos, records } = ing.validate(bytes, this.config.maxMessageBytes, filter !== null);
       let total = 0;
-      // With a dedup filter: each batch's records (read while its rows are at hand).
-      const records: NormalizedRecord[][] | null = filter ? [] : null;
-      for (const info of infos) {
-        this.checkIngestBatch(ing, ptr, info, records);
-        total += info.recordCount;
-      }
+      for (const info of infos) total += info.recordCount;
       if (startOffset + total > Number.MAX_SAFE_INTEGER) throw new InvalidArgumentError(`offsets would pass 2^53 - 1 (logEndOffset ${startOffset})`);
       // Dedup decisions, once every batch is known valid: null keeps a batch whole.
       const kept: (NormalizedRecord[] | null)[] = new Array(infos.length).fill(null);
@@ -643,7 +630,7 @@ export class Partition {
       if (count > 0) this.notify();
       return { baseOffset: startOffset, lastOffset: startOffset + count - 1, count, dropped, batches };
     } finally {
-      if (ing.buf.capacity > INGEST_KEEP_BYTES || ing.inflated.capacity > INGEST_KEEP_BYTES) this.freeIngest();
+      if (ing.trim()) this.ingest = null;
     }
   }
 
@@ -652,101 +639,6 @@ export class Partition {
     const result = this.appendBatchesSync(bytes);
     if (this.config.flushMessages > 0 && this.unflushedRecords >= this.config.flushMessages) await this.flush();
     return result;
-  }
-
-  /** Scans the whole input: every byte must belong to a valid batch (length bounds, magic, CRC). */
-  private scanIngest(ing: IngestContext, ptr: number, len: number): BatchInfo[] {
-    const infos: BatchInfo[] = [];
-    let pos = 0;
-    for (;;) {
-      // No batch bound here: a batch over maxMessageBytes is reported as too large, not as corrupt.
-      const r = ing.scanner.scan(ptr + pos, len - pos, { positionBase: pos, maxBatchBytes: MAX_APPEND_BATCHES_BYTES });
-      for (const b of r.batches) infos.push(b);
-      pos += r.stopPosition;
-      if (r.stop === ScanStop.End) return infos;
-      if (r.stop === ScanStop.TableFull) continue;
-      const why = r.stop === ScanStop.Incomplete ? 'truncated batch (the input ends inside it)' : SCAN_STOP_NAMES[r.stop] ?? `scan stop ${r.stop}`;
-      throw new CorruptionError(`${why}${infos.length > 0 ? ` after ${infos.length} valid batches` : ''}`, { position: pos });
-    }
-  }
-
-  /**
-   * Checks one scanned batch beyond the scan: limits, attributes, header vs
-   * records, every record's framing and timestamp. With `records`, pushes
-   * the batch's records (for the dedup filter).
-   */
-  private checkIngestBatch(ing: IngestContext, ptr: number, info: BatchInfo, records: NormalizedRecord[][] | null): void {
-    const where = { position: info.position };
-    const at = `batch at byte ${info.position}`;
-    const limit = this.config.maxMessageBytes;
-    if (info.size > limit) throw new RecordTooLargeError(info.size, limit, at);
-    const attrs = info.attributes;
-    const codec = attrs & ATTR_CODEC_MASK;
-    if (codec > CODEC_ZSTD) throw new CorruptionError(`unknown compression codec ${codec}`, where);
-    if (codec !== CODEC_NONE && codec !== CODEC_GZIP) throw new UnsupportedCodecError(codec);
-    if ((attrs & (ATTR_TRANSACTIONAL | ATTR_CONTROL)) !== 0) throw new InvalidArgumentError(`${at}: transactional and control batches are not supported`);
-    if ((attrs & ~(ATTR_CODEC_MASK | ATTR_LOG_APPEND_TIME)) !== 0) throw new InvalidArgumentError(`${at}: unknown attribute bits 0x${attrs.toString(16)}`);
-    if (info.lastOffsetDelta !== info.recordCount - 1) {
-      throw new CorruptionError(`last offset delta ${info.lastOffsetDelta} does not match record count ${info.recordCount}`, where);
-    }
-    if (info.firstTimestamp < 0 || info.maxTimestamp < 0) {
-      throw new InvalidArgumentError(`${at}: negative timestamp (first ${info.firstTimestamp}, max ${info.maxTimestamp})`);
-    }
-    const k = this.k;
-    let batchPtr = ptr + info.position;
-    let plainInfo = info;
-    if (codec === CODEC_GZIP) {
-      let plain: Uint8Array;
-      try {
-        plain = gunzipSync(k.u8.subarray(batchPtr + BATCH_HEADER_SIZE, batchPtr + info.size), { maxOutputLength: MAX_INFLATED_BYTES });
-      } catch (err) {
-        throw new CorruptionError(`gzip data does not inflate: ${(err as Error).message}`, where);
-      }
-      // The inflated records behind a stand-in header: the decoder reads records from batchPtr + BATCH_HEADER_SIZE.
-      batchPtr = ing.inflated.ensure(BATCH_HEADER_SIZE + plain.length);
-      k.u8.set(plain, batchPtr + BATCH_HEADER_SIZE);
-      plainInfo = { ...info, attributes: attrs & ~ATTR_CODEC_MASK, size: BATCH_HEADER_SIZE + plain.length };
-    }
-    const n = info.recordCount;
-    const logAppendTime = (attrs & ATTR_LOG_APPEND_TIME) !== 0;
-    if (!records) {
-      // One wasm pass: every record's framing (recordsDecode's rules), offset deltas exactly 0..count-1, the
-      // smallest and largest timestamp delta; no row tables.
-      const out = ing.check.ptr;
-      if (k.raw.recordsCheck(batchPtr + BATCH_HEADER_SIZE, plainInfo.size - BATCH_HEADER_SIZE, n, out) !== n) {
-        throw new CorruptionError(`malformed records (framing, or offset deltas other than 0..${n - 1})`, where);
-      }
-      if (logAppendTime) return;
-      const i32 = k.i32;
-      const w = out >>> 2;
-      const minTs = info.firstTimestamp + (i32[w + 1]! * TWO32 + (i32[w]! >>> 0));
-      const maxTs = info.firstTimestamp + (i32[w + 3]! * TWO32 + (i32[w + 2]! >>> 0));
-      if (minTs < 0) throw new InvalidArgumentError(`${at}: a record timestamp ${minTs} is negative`);
-      if (maxTs !== info.maxTimestamp) throw new CorruptionError(`max timestamp ${info.maxTimestamp} in the header, but the records' largest is ${maxTs}`, where);
-      return;
-    }
-    // With a filter the records are needed too: the decoder's row tables (same checks; offset deltas strictly
-    // increasing within [0, lastOffsetDelta], so exactly 0..count-1).
-    const { rows, headers } = ing.decoder.decodeRows(batchPtr, plainInfo);
-    const i32 = k.i32;
-    if (!logAppendTime) {
-      let max = -1;
-      for (let i = 0, w = rows >>> 2; i < n; i++, w += RECORD_ROW_WORDS) {
-        const ts = info.firstTimestamp + (i32[w + 2]! * TWO32 + (i32[w + 1]! >>> 0));
-        if (ts < 0) throw new InvalidArgumentError(`${at}: record ${i} timestamp ${ts} is negative`);
-        if (ts > max) max = ts;
-      }
-      if (max !== info.maxTimestamp) throw new CorruptionError(`max timestamp ${info.maxTimestamp} in the header, but the records' largest is ${max}`, where);
-    }
-    const recs = recordsFromRows(k, rows, headers, n, info, logAppendTime);
-    if (codec !== CODEC_NONE) {
-      // Dedup may re-encode a gzip batch's records uncompressed: each must then fit a batch on its own.
-      for (let i = 0; i < n; i++) {
-        const size = BATCH_HEADER_SIZE + RecordBatchEncoder.recordBound(recs[i]!);
-        if (size > limit) throw new RecordTooLargeError(size, limit, `${at}: record ${i} (framed uncompressed, as dedup may re-encode it)`);
-      }
-    }
-    records.push(recs);
   }
 
   /** Writes records (already validated and filtered) in batches of at most maxMessageBytes. */
@@ -765,17 +657,6 @@ export class Partition {
       this.writeBatch(list.slice(start, end));
       start = end;
     }
-  }
-
-  private freeIngest(): void {
-    const ing = this.ingest;
-    if (!ing) return;
-    this.ingest = null;
-    ing.buf.free();
-    ing.scanner.free();
-    ing.decoder.free();
-    ing.inflated.free();
-    ing.check.free();
   }
 
   /**
@@ -1334,7 +1215,8 @@ export class Partition {
     this.appendFilter?.close?.();
     this.encoder.free();
     this.writeBuf.free();
-    this.freeIngest();
+    this.ingest?.free();
+    this.ingest = null;
   }
 
   /** True after close(). */
@@ -1416,33 +1298,4 @@ class RecordIterator implements AsyncGenerator<StoredRecord, void, undefined> {
 /** Record chunks (tiered storage) as views. */
 async function* viewsOf(src: AsyncIterable<StoredRecord[]>): AsyncGenerator<RecordBatchView, void, undefined> {
   for await (const chunk of src) yield RecordBatchView.fromRecords(chunk);
-}
-
-/** The records of a batch from the decoder's row tables (copies; for the dedup filter and re-encoding). */
-function recordsFromRows(k: Kernels, rows: number, headers: number, n: number, info: BatchInfo, logAppendTime: boolean): NormalizedRecord[] {
-  const i32 = k.i32;
-  const u32 = k.u32;
-  const u8 = k.u8;
-  const out: NormalizedRecord[] = new Array(n);
-  let h = headers >>> 2;
-  for (let i = 0, w = rows >>> 2; i < n; i++, w += RECORD_ROW_WORDS) {
-    const keyLen = i32[w + 4]!;
-    const valueLen = i32[w + 6]!;
-    const hc = i32[w + 7]!;
-    const headerKeys: Uint8Array[] = new Array(hc);
-    const headerValues: (Uint8Array | null)[] = new Array(hc);
-    for (let j = 0; j < hc; j++, h += HEADER_ROW_WORDS) {
-      headerKeys[j] = u8.slice(u32[h]!, u32[h]! + i32[h + 1]!);
-      const vl = i32[h + 3]!;
-      headerValues[j] = vl < 0 ? null : u8.slice(u32[h + 2]!, u32[h + 2]! + vl);
-    }
-    out[i] = {
-      key: keyLen < 0 ? null : u8.slice(u32[w + 3]!, u32[w + 3]! + keyLen),
-      value: valueLen < 0 ? null : u8.slice(u32[w + 5]!, u32[w + 5]! + valueLen),
-      headerKeys,
-      headerValues,
-      timestamp: logAppendTime ? info.maxTimestamp : info.firstTimestamp + (i32[w + 2]! * TWO32 + (i32[w + 1]! >>> 0)),
-    };
-  }
-  return out;
 }
