@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { BenchGroup, BenchCase, Contender, gbPerSec, millionsPerSec } from '../harness.js';
 import { Store, Partition, RecordInput, getKernelsSync, RecordBatchEncoder, WasmBuffer, normalizeRecord } from '../../src/index.js';
 import { randomBytes } from '../lib/data.js';
+import { PlainFsAppender } from '../lib/plain_fs.js';
 
 /** Disk space one contender may use before it starts over (both contenders alike). */
 const WRAP_BYTES = 256 << 20;
@@ -55,9 +56,7 @@ function appendCase(valueSize: number, perBatch: number): BenchCase {
       // A second topic of the same config, so the two sediment contenders do not share segments.
       const framedTopic = await store.createTopic('bench-framed', { config: { segmentBytes: WRAP_BYTES / 2, retentionBytes: WRAP_BYTES / 2, flushMs: -1, retentionMs: -1 } });
       const pf: Partition = framedTopic.partition(0);
-      const fsPath = path.join(dir, 'plain.log');
-      let fd = fs.openSync(fsPath, 'w');
-      let fsPos = 0;
+      const plain = new PlainFsAppender(path.join(dir, 'plain.log'), WRAP_BYTES);
       const contenders: Contender[] = [
         {
           name: 'sediment Partition.appendSync', role: 'sediment',
@@ -80,21 +79,12 @@ function appendCase(valueSize: number, perBatch: number): BenchCase {
             return last;
           },
         },
-        {
-          name: 'plain fs.writeSync', role: 'peer',
-          note: 'the same encoded bytes appended to one file with fs.writeSync (truncated to 0 past 256 MiB)',
-          run(n) {
-            for (let i = 0; i < n; i++) { fs.writeSync(fd, bytes, 0, bytes.length, fsPos); fsPos += bytes.length; }
-            if (fsPos > WRAP_BYTES) { fs.ftruncateSync(fd, 0); fsPos = 0; }
-            return fsPos;
-          },
-        },
+        plain.contender('plain fs.writeSync', 'the same encoded bytes appended to one file with fs.writeSync (truncated to 0 past 256 MiB)', bytes),
       ];
       return {
         contenders,
         async teardown() {
-          fs.closeSync(fd);
-          fd = -1;
+          plain.close();
           await store.close();
           fs.rmSync(dir, { recursive: true, force: true });
         },

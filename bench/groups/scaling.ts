@@ -21,6 +21,7 @@ import { BenchGroup, BenchCase, Contender, ChartPoint, Metric, gbPerSec, nsPer }
 import { Store, Partition, RecordInput, getKernelsSync, RecordBatchEncoder, WasmBuffer, normalizeRecord } from '../../src/index.js';
 import type { KvStore, KvOp } from '../../src/kv/kv_store.js';
 import { randomBytes, sizeName, prng } from '../lib/data.js';
+import { PlainFsAppender } from '../lib/plain_fs.js';
 import { tsDecodeBatch, TsRecordOut } from '../lib/record_batch_ts.js';
 import { openHypercore, hypercoreVersion, Hypercore } from '../lib/hypercore.js';
 import {
@@ -131,8 +132,7 @@ function appendSizeCase(valueSize: number): BenchCase {
       const { store, p } = await sedimentLog(path.join(dir), {
         segmentBytes: WRAP_BYTES / 4, retentionBytes: WRAP_BYTES / 2, maxMessageBytes: maxMessageBytes(valueSize),
       });
-      let fd = fs.openSync(path.join(dir, 'plain.log'), 'w+');
-      let fsPos = 0;
+      const plain = new PlainFsAppender(path.join(dir, 'plain.log'), WRAP_BYTES);
       let hcDir = path.join(dir, 'hypercore-0');
       let hcGen = 0;
       let core: Hypercore = await openHypercore(hcDir);
@@ -142,9 +142,7 @@ function appendSizeCase(valueSize: number): BenchCase {
       const r0 = p.appendSync(records);
       const back: Uint8Array[] = [];
       for await (const r of p.read({ offset: r0.baseOffset }, { maxRecords: n })) back.push(r.value!);
-      fs.writeSync(fd, bytes, 0, bytes.length, 0);
-      const fsBack = Buffer.alloc(bytes.length);
-      fs.readSync(fd, fsBack, 0, bytes.length, 0);
+      const fsBack = plain.roundTrip(bytes);
       await core.append(values);
       const hcBack: Uint8Array[] = [];
       for (let i = 0; i < n; i++) hcBack.push((await core.get(i))!);
@@ -163,15 +161,7 @@ function appendSizeCase(valueSize: number): BenchCase {
             return last;
           },
         },
-        {
-          name: 'plain fs writeSync', role: 'peer',
-          note: 'the same encoded bytes (one Kafka batch per call) appended to one file with fs.writeSync, no fsync; truncated to 0 past 128 MiB',
-          run(k) {
-            for (let i = 0; i < k; i++) { fs.writeSync(fd, bytes, 0, bytes.length, fsPos); fsPos += bytes.length; }
-            if (fsPos > WRAP_BYTES) { fs.ftruncateSync(fd, 0); fsPos = 0; }
-            return fsPos;
-          },
-        },
+        plain.contender('plain fs writeSync', 'the same encoded bytes (one Kafka batch per call) appended to one file with fs.writeSync, no fsync; truncated to 0 past 128 MiB', bytes),
         {
           name: 'hypercore 10 append', role: 'peer', async: true,
           note: `hypercore ${hypercoreVersion()} core.append(values): one block per value, one Merkle tree update (BLAKE2b) and one Ed25519 signature per call, random-access-file storage, no fsync; a new core past 128 MiB`,
@@ -191,8 +181,7 @@ function appendSizeCase(valueSize: number): BenchCase {
       return {
         contenders,
         async teardown() {
-          fs.closeSync(fd);
-          fd = -1;
+          plain.close();
           await core.close();
           await store.close();
           removeDir(dir);
@@ -473,8 +462,7 @@ function appendSegmentsCase(segments: number): BenchCase {
       const fullSegment = Math.floor(SEG_BYTES / bytes.length) * bytes.length;
       const { store, p } = await sedimentLog(dir, { segmentBytes: SEG_BYTES, retentionBytes: (segments - 1) * fullSegment });
       while (p.segments.length < segments || p.active.size + bytes.length <= SEG_BYTES) p.appendSync(records);
-      let fd = fs.openSync(path.join(dir, 'plain.log'), 'w');
-      let fsPos = 0;
+      const plain = new PlainFsAppender(path.join(dir, 'plain.log'), WRAP_BYTES);
       const segmentsSeen = { min: Infinity, max: 0 };
       const contenders: Contender[] = [
         {
@@ -492,21 +480,12 @@ function appendSegmentsCase(segments: number): BenchCase {
             return last;
           },
         },
-        {
-          name: 'plain fs writeSync', role: 'peer',
-          note: 'the same encoded bytes appended to one file with fs.writeSync, no fsync (truncated to 0 past 128 MiB): the ceiling',
-          run(k) {
-            for (let i = 0; i < k; i++) { fs.writeSync(fd, bytes, 0, bytes.length, fsPos); fsPos += bytes.length; }
-            if (fsPos > WRAP_BYTES) { fs.ftruncateSync(fd, 0); fsPos = 0; }
-            return fsPos;
-          },
-        },
+        plain.contender('plain fs writeSync', 'the same encoded bytes appended to one file with fs.writeSync, no fsync (truncated to 0 past 128 MiB): the ceiling', bytes),
       ];
       return {
         contenders,
         async teardown() {
-          fs.closeSync(fd);
-          fd = -1;
+          plain.close();
           await store.close();
           removeDir(dir);
           if (segmentsSeen.max > segments || segmentsSeen.min < segments) {
