@@ -19,8 +19,6 @@ import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './
 import { TopicConfig } from './topic_config.js';
 import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
 
-export { MAX_APPEND_BATCHES_BYTES };
-
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 export const RECOVERY_POINT_FILE = 'recovery-point';
 /** A compacted segment being swapped in (see replaceSegment). */
