@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import fc from 'fast-check';
 import { Store } from '../src/store.js';
-import { InvalidArgumentError, ObjectStoreError } from '../src/errors.js';
+import { CorruptionError, InvalidArgumentError, ObjectStoreError } from '../src/errors.js';
 import { TierConfig, resolveTierConfig } from '../src/tier/tier_config.js';
 import { ObjectStore } from '../src/tier/object_store.js';
 import { parseManifest, Manifest, MANIFEST_NAME, OBJECT_KINDS } from '../src/tier/manifest.js';
@@ -306,6 +306,49 @@ test('streamed log uploads (fs, streamSmallSegments) record the CRC-32C of the w
   } finally {
     uploadTuning.streamChunkBytes = saved;
     uploadTuning.streamSmallSegments = false;
+  }
+});
+
+test('a streamed upload fails cleanly when its writer cannot open or its file reads short, at any chunk size: typed error, nothing listed, the next pass completes', async () => {
+  const saved = { ...uploadTuning };
+  uploadTuning.streamSmallSegments = true;
+  const dir = tmp();
+  await writeUntiered(dir, 120, 29);
+  try {
+    // A chunk larger than the segment (the one read happens while the writer opens) and a small one (the short read comes after the first writes).
+    for (const chunk of [64 << 20, 4096]) {
+      uploadTuning.streamChunkBytes = chunk;
+      const tier = fsTier({ autoArchive: false });
+      const { store, p } = await openTiered(dir, tier);
+      try {
+        const a = store.tier!.archiver('ev', 0);
+        const objects = store.tier!.objects;
+        const writer = objects.writer.bind(objects);
+        const seg = p.segments[0]!;
+        // The writer is refused after a delay, once the first chunk has been read.
+        objects.writer = async (key: string) => { await new Promise((r) => setTimeout(r, 10)); throw new ObjectStoreError('write', key, 'PermissionDenied', 'injected refusal'); };
+        await assert.rejects(a.uploadSegments([seg]), (err: unknown) => err instanceof ObjectStoreError && /injected refusal/.test(err.message));
+        assert.equal(a.currentManifest().version, 0, 'nothing listed');
+        // The writer opens slowly and the file turns out shorter than the segment (damaged under us).
+        objects.writer = async (key: string, c?: number) => { await new Promise((r) => setTimeout(r, 10)); return writer(key, c); };
+        const whole = fs.readFileSync(seg.logPath);
+        fs.truncateSync(seg.logPath, whole.length - 7);
+        try {
+          await assert.rejects(a.uploadSegments([seg]), (err: unknown) => err instanceof CorruptionError && err.file === seg.logPath);
+        } finally {
+          fs.writeFileSync(seg.logPath, whole);
+        }
+        assert.equal(a.currentManifest().version, 0, 'nothing listed');
+        // Whole again: the same archiver uploads and lists it.
+        const [e] = await a.uploadSegments([seg]);
+        assert.equal(e!.objects.log.crc32c, crcHex(crc32cRef(whole)));
+        assert.equal(a.currentManifest().segments.length, 1);
+      } finally {
+        await store.close();
+      }
+    }
+  } finally {
+    Object.assign(uploadTuning, saved);
   }
 });
 

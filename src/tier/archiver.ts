@@ -830,7 +830,11 @@ export class PartitionArchiver {
   private async streamLog(seg: LogSegment, key: string, checker: SegmentChecker, started: () => void, sent: () => void): Promise<SegmentFacts> {
     const size = seg.size;
     const step = Math.min(checkTuning(this.d.store.streamsWrites).chunk, size);
-    const w = await this.d.store.writer(this.dir + key, this.d.store.streamsWrites ? undefined : PART_BYTES);
+    // The writer opens (a request on object stores; on fs, creating or
+    // truncating the file) while the first chunk is read.
+    const opening = this.d.store.writer(this.dir + key, this.d.store.streamsWrites ? undefined : PART_BYTES);
+    opening.catch(() => undefined); // observed below, or dropped when the read fails first
+    let w: Awaited<typeof opening> | null = null;
     const bufs: BufferLease[] = [];
     let h: FileHandle | null = null;
     const closeFile = () => { const f = h; h = null; f?.close(); };
@@ -844,6 +848,7 @@ export class PartitionArchiver {
         // This buffer's last write was awaited before the other buffer's write began.
         const chunk = bufs[turn++ & 1]!.buf.subarray(0, n);
         readExactly(h!, chunk, pos, seg.logPath);
+        w ??= await opening;
         if (pending) {
           const e = await pending;
           pending = null;
@@ -865,10 +870,12 @@ export class PartitionArchiver {
       closeFile();
       for (const b of bufs) b.release();
       sent();
-      await w.close();
+      await w!.close();
       return checker.finish();
     } finally {
       if (pending) await pending;
+      // A writer opened but never written to is left for the leftovers sweep, like any cut-off upload.
+      if (!w) await opening.catch(() => undefined);
       closeFile();
       for (const b of bufs) b.release();
     }
