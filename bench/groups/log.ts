@@ -10,6 +10,7 @@ import { BenchGroup, BenchCase, Contender, gbPerSec, millionsPerSec } from '../h
 import { Store, Partition, RecordInput, getKernelsSync, RecordBatchEncoder, WasmBuffer, normalizeRecord } from '../../src/index.js';
 import { randomBytes } from '../lib/data.js';
 import { PlainFsAppender } from '../lib/plain_fs.js';
+import { AppendBounds } from '../lib/append_bounds.js';
 
 /** Disk space one contender may use before it starts over (both contenders alike). */
 const WRAP_BYTES = 256 << 20;
@@ -57,6 +58,7 @@ function appendCase(valueSize: number, perBatch: number): BenchCase {
       const framedTopic = await store.createTopic('bench-framed', { config: { segmentBytes: WRAP_BYTES / 2, retentionBytes: WRAP_BYTES / 2, flushMs: -1, retentionMs: -1 } });
       const pf: Partition = framedTopic.partition(0);
       const plain = new PlainFsAppender(path.join(dir, 'plain.log'), WRAP_BYTES);
+      const bounds = new AppendBounds(getKernelsSync(), dir, WRAP_BYTES);
       const contenders: Contender[] = [
         {
           name: 'sediment Partition.appendSync', role: 'sediment',
@@ -80,10 +82,16 @@ function appendCase(valueSize: number, perBatch: number): BenchCase {
           },
         },
         plain.contender('plain fs.writeSync', 'the same encoded bytes appended to one file with fs.writeSync (truncated to 0 past 256 MiB)', bytes),
+        // Bounds of this design (bench/lib/append_bounds.ts): where the ratios above can go at best.
+        bounds.framedSerial('bound: frame in wasm + fs.writeSync', records, bytes.length),
+        bounds.framedWriteBehind('bound: frame in wasm, written behind (1 MiB async writes)', records, bytes.length),
+        bounds.checkedSerial('bound: pre-framed, copy + CRC-32C + fs.writeSync', bytes),
+        bounds.checkedWriteBehind('bound: pre-framed, copy + CRC-32C, written behind', bytes),
       ];
       return {
         contenders,
         async teardown() {
+          bounds.close();
           plain.close();
           await store.close();
           fs.rmSync(dir, { recursive: true, force: true });
