@@ -201,6 +201,21 @@ export class LogSegment {
     return this.logHandle().read(this.k.u8, ptr, length, position);
   }
 
+  /** True when reads can run off the calling thread (FileHandle.readAsync): read-ahead. */
+  get canReadAhead(): boolean { return this.log !== null && typeof this.log.readAsync === 'function'; }
+
+  /**
+   * readInto off the calling thread (FileHandle.readAsync), into wasm memory
+   * at ptr. The caller must not free or move [ptr, ptr + length) until the
+   * promise settles, and must not trust the bytes if wasm memory grew
+   * meanwhile (see "Read-ahead" in docs/wasm-boundary.md).
+   */
+  readIntoAsync(ptr: number, length: number, position: number): Promise<number> {
+    const h = this.logHandle();
+    if (!h.readAsync) return Promise.resolve(h.read(this.k.u8, ptr, length, position));
+    return h.readAsync(this.k.u8, ptr, length, position);
+  }
+
   /** Reads a batch header at position (no CRC check), or null past the end. */
   peekHeader(position: number, limit = this.size): HeaderPeek | null {
     if (position + BATCH_HEADER_SIZE > limit) return null;

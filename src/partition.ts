@@ -38,7 +38,29 @@ const READ_POOL_MAX = 4;
 
 
 
-interface ReadContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; scratch: ViewScratch | null }
+interface ReadContext { buf: WasmBuffer; scanner: BatchScanner; decoder: RecordBatchDecoder; scratch: ViewScratch | null; ahead: WasmBuffer | null }
+
+/** A chunk read off the thread into a read context's second buffer (Partition.readSegmentFrom). */
+interface ReadAhead { position: number; want: number; region: WasmBuffer; memory: ArrayBuffer; done: Promise<number> }
+
+/**
+ * Bytes of whole batches at the start of [ptr, ptr + got) of wasm memory (the
+ * file from position), by their length fields, checked only for sanity (the
+ * scan verifies everything). next: the size of the batch after them when it
+ * is sane and did not fit (0 otherwise). When the first batch's header is not
+ * sane, length is got, so that the scan reports the damage where it is.
+ */
+function wholeBatches(u8: Uint8Array, ptr: number, got: number, position: number, end: number, maxBatch: number): { length: number; next: number } {
+  let q = 0;
+  while (q + LOG_OVERHEAD <= got) {
+    const at = ptr + q + 8;
+    const size = ((u8[at]! << 24) | (u8[at + 1]! << 16) | (u8[at + 2]! << 8) | u8[at + 3]!) + LOG_OVERHEAD;
+    if (size < BATCH_HEADER_SIZE || size > maxBatch || position + q + size > end) return { length: q === 0 ? got : q, next: 0 };
+    if (q + size > got) return { length: q, next: size };
+    q += size;
+  }
+  return { length: q === 0 ? got : q, next: 0 };
+}
 
 export interface AppendResult {
   /** Offset of the first record written (logEndOffset before the call when nothing was written). */
@@ -1097,88 +1119,119 @@ export class Partition {
    * LogSegment.locateOffset): batch offsets must continue from it, exactly
    * in a 'delete' topic, which catches damage to a batch's baseOffset (the
    * CRC does not cover it).
+   *
+   * The file is read in chunks of whole batches (their length fields give
+   * the chunk's end; the next read starts there, so a batch is never split
+   * between reads) into one of two wasm buffers. While one chunk is
+   * CRC-checked, decoded and handed out, the next is read ahead into the
+   * other buffer off the thread when the storage can (FileHandle.readAsync):
+   * a read ahead whose wasm memory grew before it was used is read again
+   * (docs/wasm-boundary.md, "Read-ahead").
    */
   private async *readSegmentFrom(seg: LogSegment, position: number, minOffset: number, end: number, limit: number, prevLast: number,
     reuse = false): AsyncGenerator<RecordBatchView, void, undefined> {
     const ctx = this.takeReadContext();
-    const { buf, scanner, decoder } = ctx;
+    const { scanner, decoder } = ctx;
     const scratch = reuse ? (ctx.scratch ??= new ViewScratch()) : undefined;
     const maxBatch = Math.max(Math.max(this.config.maxMessageBytes, 1 << 20) + LOG_OVERHEAD, MAX_READ_BATCH_BYTES);
     const contiguous = this.config.cleanupPolicy === 'delete';
+    const readAhead = seg.canReadAhead;
+    const regions = readAhead ? [ctx.buf, ctx.ahead ??= new WasmBuffer(this.k, FIRST_READ_CHUNK)] : [ctx.buf];
     let expectedMin = prevLast;
     let left = limit;
     let chunk = FIRST_READ_CHUNK;
+    let pending: ReadAhead | null = null;
     try {
       let pos = position;
+      // Size of a batch that did not fit the last read (read whole next time).
       let need = 0;
-      // Bytes at buf.ptr that already hold the file from pos (the start of a
-      // batch the previous chunk cut): read after them instead of again.
-      let carry = 0;
       while (pos < end && left > 0) {
         if (seg.deleted) {
           // Evicted to the object store under the read (tiered storage): read() goes on from there.
           if ((this.remote?.logStartOffset() ?? Infinity) <= expectedMin + 1) return;
           throw new OffsetOutOfRangeError(minOffset, this.logStartOffset, this.logEndOffset);
         }
-        const want = Math.min(Math.max(chunk, need), end - pos);
-        buf.ensure(want, carry);
-        const got = carry + seg.readInto(buf.ptr + carry, want - carry, pos + carry);
+        let region: WasmBuffer;
+        let want: number;
+        let got: number;
+        if (pending !== null && pending.position === pos && need === 0) {
+          const p: ReadAhead = pending;
+          pending = null;
+          region = p.region;
+          want = p.want;
+          got = await p.done;
+          // Wasm memory grew while the read was in flight: its bytes are not
+          // trusted (they landed in the memory only if it grew in place).
+          if (this.k.raw.memory.buffer !== p.memory) got = seg.readInto(region.ptr, want, pos);
+        } else {
+          if (pending !== null) { await pending.done.catch(() => 0); pending = null; }
+          region = regions[0]!;
+          want = Math.min(Math.max(chunk, need), end - pos);
+          region.ensure(want);
+          got = seg.readInto(region.ptr, want, pos);
+        }
         if (got < want) throw new CorruptionError(`segment is shorter than expected (${pos + got} < ${end})`, { file: seg.logPath, position: pos + got, offset: expectedMin + 1 });
         chunk = Math.min(chunk * 2, READ_CHUNK);
-        need = 0;
-        carry = 0;
-        const res = scanner.scan(buf.ptr, got, { maxBatchBytes: maxBatch, positionBase: pos });
-        for (const b of res.batches) {
-          const last = b.baseOffset + b.lastOffsetDelta;
-          // Offsets are outside the CRC: check they follow the previous batch.
-          if ((contiguous ? b.baseOffset !== expectedMin + 1 : b.baseOffset <= expectedMin) || b.baseOffset < seg.baseOffset || last >= seg.nextOffset) {
-            throw new CorruptionError(`batch offsets ${b.baseOffset}..${last} do not follow offset ${expectedMin}`, { file: seg.logPath, position: b.position, offset: expectedMin + 1 });
-          }
-          expectedMin = last;
-          if (last < minOffset || (b.attributes & ATTR_CONTROL) !== 0) continue;
-          const ptr = buf.ptr + (b.position - pos);
-          const vopts = { minOffset, maxRecords: left, src: { file: seg.logPath, position: b.position }, scratch };
-          const view = RecordBatchDecoder.isSync(b) ? decoder.viewOf(ptr, b, vopts) : await decoder.viewOfAsync(ptr, b, vopts);
-          if (view.count > 0) {
-            left -= view.count;
-            yield view;
-            if (left <= 0) return;
-          }
+        const { length, next } = wholeBatches(this.k.u8, region.ptr, got, pos, end, maxBatch);
+        need = length === 0 ? next : 0;
+        if (need > 0) continue; // the first batch is longer than this read: read it whole
+        if (readAhead && pos + length < end) {
+          const other = regions[0] === region ? regions[1]! : regions[0]!;
+          const aw = Math.min(Math.max(chunk, next), end - pos - length);
+          other.ensure(aw); // allocates (may grow memory) before the read takes its view
+          const done = seg.readIntoAsync(other.ptr, aw, pos + length);
+          done.catch(() => 0); // awaited when used, or in finally
+          pending = { position: pos + length, want: aw, region: other, memory: this.k.raw.memory.buffer, done };
+          // The region of this chunk is the one a sync read would use next.
+          if (regions[0] !== region) { regions[1] = regions[0]!; regions[0] = region; }
         }
-        const advanced = res.stopPosition;
-        if (res.stop === ScanStop.End || res.stop === ScanStop.TableFull) { pos += advanced; continue; }
-        if (res.stop === ScanStop.Incomplete) {
-          if (seg.deleted) continue; // deleted while a batch was with the reader: handled above
-          // The batch's length is in the buffer when 12 bytes of it are (the
-          // scan checked it against maxBatch); otherwise peek at the file.
-          const tail = got - advanced;
-          const size = tail >= LOG_OVERHEAD ? this.k.dv.getInt32(buf.ptr + advanced + 8) + LOG_OVERHEAD : (seg.peekHeader(pos + advanced, end)?.size ?? -1);
-          if (size >= BATCH_HEADER_SIZE && size <= maxBatch && pos + advanced + size <= end) {
-            if (tail >= LOG_OVERHEAD) {
-              if (advanced > 0) this.k.u8.copyWithin(buf.ptr, buf.ptr + advanced, buf.ptr + got);
-              carry = tail;
+        const ptr = region.ptr;
+        let at = 0;
+        for (;;) {
+          const res = scanner.scan(ptr + at, length - at, { maxBatchBytes: maxBatch, positionBase: pos + at });
+          for (const b of res.batches) {
+            const last = b.baseOffset + b.lastOffsetDelta;
+            // Offsets are outside the CRC: check they follow the previous batch.
+            if ((contiguous ? b.baseOffset !== expectedMin + 1 : b.baseOffset <= expectedMin) || b.baseOffset < seg.baseOffset || last >= seg.nextOffset) {
+              throw new CorruptionError(`batch offsets ${b.baseOffset}..${last} do not follow offset ${expectedMin}`, { file: seg.logPath, position: b.position, offset: expectedMin + 1 });
             }
-            pos += advanced;
-            need = size;
-            continue;
+            expectedMin = last;
+            if (last < minOffset || (b.attributes & ATTR_CONTROL) !== 0) continue;
+            const bptr = ptr + (b.position - pos);
+            const vopts = { minOffset, maxRecords: left, src: { file: seg.logPath, position: b.position }, scratch };
+            const view = RecordBatchDecoder.isSync(b) ? decoder.viewOf(bptr, b, vopts) : await decoder.viewOfAsync(bptr, b, vopts);
+            if (view.count > 0) {
+              left -= view.count;
+              yield view;
+              if (left <= 0) return;
+            }
           }
+          at += res.stopPosition;
+          if (res.stop === ScanStop.TableFull) continue;
+          if (res.stop === ScanStop.End) break;
+          throw new CorruptionError(SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', { file: seg.logPath, position: pos + at, offset: expectedMin + 1 });
         }
-        throw new CorruptionError(SCAN_STOP_NAMES[res.stop] ?? 'invalid batch', { file: seg.logPath, position: pos + advanced, offset: expectedMin + 1 });
+        pos += length;
       }
     } finally {
+      // A read still in flight writes into a region of this context: it must
+      // settle before the context (and its buffers) can be reused or freed.
+      if (pending !== null) await pending.done.catch(() => 0);
       this.releaseReadContext(ctx);
     }
   }
 
   private takeReadContext(): ReadContext {
-    return this.readPool.pop() ?? { buf: new WasmBuffer(this.k, FIRST_READ_CHUNK), scanner: new BatchScanner(this.k, 1024), decoder: new RecordBatchDecoder(this.k), scratch: null };
+    return this.readPool.pop() ?? { buf: new WasmBuffer(this.k, FIRST_READ_CHUNK), scanner: new BatchScanner(this.k, 1024), decoder: new RecordBatchDecoder(this.k), scratch: null, ahead: null };
   }
 
   private releaseReadContext(c: ReadContext): void {
     // Views made with the context's scratch end with the read that made them.
     c.scratch?.release();
     if (c.scratch && c.scratch.capacity > 4 * READ_CHUNK) c.scratch = null;
+    if (c.ahead && c.ahead.capacity > 4 * READ_CHUNK) { c.ahead.free(); c.ahead = null; }
     if (!this.closed && this.readPool.length < READ_POOL_MAX && c.buf.capacity <= 4 * READ_CHUNK) { this.readPool.push(c); return; }
+    c.ahead?.free();
     c.buf.free();
     c.scanner.free();
     c.decoder.free();
@@ -1209,7 +1262,7 @@ export class Partition {
     this.notify();
     for (const s of this.segments) s.close();
     for (const r of this.retired.splice(0)) r.seg.close();
-    for (const c of this.readPool.splice(0)) { c.buf.free(); c.scanner.free(); c.decoder.free(); }
+    for (const c of this.readPool.splice(0)) { c.buf.free(); c.ahead?.free(); c.scanner.free(); c.decoder.free(); }
     this.appendFilter?.close?.();
     this.encoder.free();
     this.writeBuf.free();

@@ -4,7 +4,8 @@
 //
 // Reads and writes are synchronous (page-cache speed, and they let wasm
 // memory be the I/O buffer without it detaching under an in-flight call);
-// only durability barriers (datasync, directory sync) are asynchronous.
+// only durability barriers (datasync, directory sync) and the optional
+// read-ahead (readAsync) are asynchronous.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,6 +17,14 @@ export interface FileHandle {
   size(): number;
   /** Reads up to length bytes at position into buf[offset..]; returns bytes read (0 at EOF). */
   read(buf: Uint8Array, offset: number, length: number, position: number): number;
+  /**
+   * Optional: read() off the calling thread (Node: the libuv threadpool), for
+   * read-ahead. close() while reads are in flight defers closing the
+   * descriptor until they settle, so its number cannot be reused under them.
+   * The caller keeps buf's memory in place until the promise settles (for
+   * wasm memory: see "Read-ahead" in docs/wasm-boundary.md).
+   */
+  readAsync?(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /** Writes all of buf[offset..offset+length) at position, or throws. */
   write(buf: Uint8Array, offset: number, length: number, position: number): void;
   truncate(length: number): void;
@@ -76,6 +85,9 @@ function wrap<T>(p: string, op: string, fn: () => T): T {
 class NodeFileHandle implements FileHandle {
   readonly path: string;
   private fd: number;
+  /** readAsync calls not yet settled, and the descriptor close() left to them. */
+  private inflight = 0;
+  private deferredClose = -1;
 
   constructor(p: string, fd: number) {
     this.path = p;
@@ -92,6 +104,32 @@ class NodeFileHandle implements FileHandle {
       done += n;
     }
     return done;
+  }
+
+  readAsync(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    const fd = this.fd;
+    if (fd < 0) return Promise.reject(new StorageError(this.path, 'read', new Error('file is closed')));
+    this.inflight++;
+    return new Promise<number>((resolve, reject) => {
+      let done = 0;
+      const step = (): void => {
+        fs.read(fd, buf, offset + done, length - done, position + done, (err, n) => {
+          if (err) { this.settled(); reject(new StorageError(this.path, 'read', err)); return; }
+          done += n;
+          if (n === 0 || done >= length) { this.settled(); resolve(done); return; }
+          step();
+        });
+      };
+      step();
+    });
+  }
+
+  private settled(): void {
+    if (--this.inflight === 0 && this.deferredClose >= 0) {
+      const fd = this.deferredClose;
+      this.deferredClose = -1;
+      fs.close(fd, () => undefined);
+    }
   }
 
   write(buf: Uint8Array, offset: number, length: number, position: number): void {
@@ -113,6 +151,7 @@ class NodeFileHandle implements FileHandle {
     if (this.fd >= 0) {
       const fd = this.fd;
       this.fd = -1;
+      if (this.inflight > 0) { this.deferredClose = fd; return; }
       wrap(this.path, 'close', () => fs.closeSync(fd));
     }
   }
