@@ -1143,8 +1143,11 @@ export class Partition {
     let pending: ReadAhead | null = null;
     try {
       let pos = position;
-      // Size of a batch that did not fit the last read (read whole next time).
+      // Size of a batch that did not fit the last read, and the bytes of it
+      // that read already holds at carryRegion.ptr (the rest is read after them).
       let need = 0;
+      let carry = 0;
+      let carryRegion = regions[0]!;
       while (pos < end && left > 0) {
         if (seg.deleted) {
           // Evicted to the object store under the read (tiered storage): read() goes on from there.
@@ -1165,16 +1168,22 @@ export class Partition {
           if (this.k.raw.memory.buffer !== p.memory) got = seg.readInto(region.ptr, want, pos);
         } else {
           if (pending !== null) { await pending.done.catch(() => 0); pending = null; }
-          region = regions[0]!;
+          region = carry > 0 ? carryRegion : regions[0]!;
           want = Math.min(Math.max(chunk, need), end - pos);
-          region.ensure(want);
-          got = seg.readInto(region.ptr, want, pos);
+          region.ensure(want, carry);
+          got = carry + seg.readInto(region.ptr + carry, want - carry, pos + carry);
+          carry = 0;
         }
         if (got < want) throw new CorruptionError(`segment is shorter than expected (${pos + got} < ${end})`, { file: seg.logPath, position: pos + got, offset: expectedMin + 1 });
         chunk = Math.min(chunk * 2, READ_CHUNK);
         const { length, next } = wholeBatches(this.k.u8, region.ptr, got, pos, end, maxBatch);
         need = length === 0 ? next : 0;
-        if (need > 0) continue; // the first batch is longer than this read: read it whole
+        if (need > 0) {
+          // The first batch is longer than this read: read the rest of it.
+          carry = got;
+          carryRegion = region;
+          continue;
+        }
         if (readAhead && pos + length < end) {
           const other = regions[0] === region ? regions[1]! : regions[0]!;
           const aw = Math.min(Math.max(chunk, next), end - pos - length);
