@@ -125,7 +125,7 @@ function readCase(valueSize: number): BenchCase {
       const contenders: Contender[] = [
         {
           name: 'sediment Partition.readViews', role: 'sediment', async: true,
-          note: 'reads straight into wasm memory, CRC-checks every batch and validates every record\'s framing in wasm, copies each batch\'s records and row table out once; ' +
+          note: 'reads straight into wasm memory (chunks of whole batches, the next one read ahead on the threadpool), CRC-checks every batch and validates every record\'s framing in wasm, copies each batch\'s records and row table out once; ' +
             'one RecordBatchView per stored batch, keyAt/valueAt per record (a Uint8Array view each, no record object), key and value lengths and first bytes read',
           async run(n) {
             let sum = 0;
