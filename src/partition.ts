@@ -49,17 +49,22 @@ interface ReadAhead { position: number; want: number; region: WasmBuffer; memory
  * scan verifies everything). next: the size of the batch after them when it
  * is sane and did not fit (0 otherwise). When the first batch's header is not
  * sane, length is got, so that the scan reports the damage where it is.
+ * records: the sum of those batches' record counts (unverified: only a hint
+ * of whether a read ahead is worth issuing).
  */
-function wholeBatches(u8: Uint8Array, ptr: number, got: number, position: number, end: number, maxBatch: number): { length: number; next: number } {
+function wholeBatches(u8: Uint8Array, ptr: number, got: number, position: number, end: number, maxBatch: number): { length: number; next: number; records: number } {
   let q = 0;
+  let records = 0;
   while (q + LOG_OVERHEAD <= got) {
     const at = ptr + q + 8;
     const size = ((u8[at]! << 24) | (u8[at + 1]! << 16) | (u8[at + 2]! << 8) | u8[at + 3]!) + LOG_OVERHEAD;
-    if (size < BATCH_HEADER_SIZE || size > maxBatch || position + q + size > end) return { length: q === 0 ? got : q, next: 0 };
-    if (q + size > got) return { length: q, next: size };
+    if (size < BATCH_HEADER_SIZE || size > maxBatch || position + q + size > end) return { length: q === 0 ? got : q, next: 0, records };
+    if (q + size > got) return { length: q, next: size, records };
+    const rc = ptr + q + BATCH_HEADER_SIZE - 4;
+    records += ((u8[rc]! << 24) | (u8[rc + 1]! << 16) | (u8[rc + 2]! << 8) | u8[rc + 3]!) >>> 0;
     q += size;
   }
-  return { length: q === 0 ? got : q, next: 0 };
+  return { length: q === 0 ? got : q, next: 0, records };
 }
 
 export interface AppendResult {
@@ -1176,7 +1181,7 @@ export class Partition {
         }
         if (got < want) throw new CorruptionError(`segment is shorter than expected (${pos + got} < ${end})`, { file: seg.logPath, position: pos + got, offset: expectedMin + 1 });
         chunk = Math.min(chunk * 2, READ_CHUNK);
-        const { length, next } = wholeBatches(this.k.u8, region.ptr, got, pos, end, maxBatch);
+        const { length, next, records } = wholeBatches(this.k.u8, region.ptr, got, pos, end, maxBatch);
         need = length === 0 ? next : 0;
         if (need > 0) {
           // The first batch is longer than this read: read the rest of it.
@@ -1184,7 +1189,11 @@ export class Partition {
           carryRegion = region;
           continue;
         }
-        if (readAhead && pos + length < end) {
+        // Read ahead only from the second chunk on (the consumer asked for
+        // more than the first) and when this chunk cannot end the read by
+        // itself: point reads and reads stopped early must not pay for a read
+        // they do not use.
+        if (readAhead && pos > position && pos + length < end && left > records) {
           const other = regions[0] === region ? regions[1]! : regions[0]!;
           const aw = Math.min(Math.max(chunk, next), end - pos - length);
           other.ensure(aw); // allocates (may grow memory) before the read takes its view
@@ -1223,10 +1232,16 @@ export class Partition {
         pos += length;
       }
     } finally {
-      // A read still in flight writes into a region of this context: it must
-      // settle before the context (and its buffers) can be reused or freed.
-      if (pending !== null) await pending.done.catch(() => 0);
-      this.releaseReadContext(ctx);
+      // A read still in flight (the consumer stopped early) writes into a
+      // region of this context: the context goes back to the pool, or is
+      // freed, only once it settles. The views end now.
+      if (pending !== null) {
+        ctx.scratch?.release();
+        const release = (): void => this.releaseReadContext(ctx);
+        pending.done.then(release, release);
+      } else {
+        this.releaseReadContext(ctx);
+      }
     }
   }
 

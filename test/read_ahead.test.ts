@@ -89,7 +89,7 @@ test('wasm memory growing at every step of a read: every read in flight is redon
   await store.close();
 });
 
-test('no growth: every chunk after the first comes from a read ahead, and the records match a read without read-ahead', async () => {
+test('no growth: every chunk after the second comes from a read ahead, and the records match a read without read-ahead', async () => {
   const k = new Kernels(await compileKernels());
   const dir = tmpDir();
   const { store, p } = await open(dir, k);
@@ -105,7 +105,7 @@ test('no growth: every chunk after the first comes from a read ahead, and the re
     reads.restore();
   }
   assert.equal(n, values.length);
-  assert.equal(reads.sync, 1, 'only the first chunk is read on the thread');
+  assert.equal(reads.sync, 2, 'only the first two chunks are read on the thread (reads ahead start with the second)');
   assert.ok(reads.async >= 2);
   await store.close();
   // The same log read through a storage without readAsync (every read on the thread) gives the same records.
@@ -126,8 +126,14 @@ test('a consumer that stops with a read in flight: the next read reuses the cont
   const values = fill(p, 64, 32, 1500);
   for (let round = 0; round < 5; round++) {
     const start = round * 300;
-    // Stop after the first view: the read ahead of the next chunk is in flight.
-    for await (const v of p.readViews({ offset: start })) { assert.deepEqual(v.valueAt(0), values[start]); break; }
+    // Stop at the third view (in the second chunk, which reads the third ahead): a read ahead is in flight.
+    let seen = 0;
+    let at = start;
+    for await (const v of p.readViews({ offset: start })) {
+      assert.deepEqual(v.valueAt(0), values[at]);
+      at += v.count;
+      if (++seen === 3) break;
+    }
     // Another read right away takes the pooled context (and its second buffer).
     const other = (round * 617) % values.length;
     let i = other;
@@ -156,6 +162,23 @@ test('closing the store with a read ahead in flight: the read in flight complete
     assert.ok(err instanceof CorruptionError || err instanceof StorageError, `unexpected ${(err as Error).name}: ${(err as Error).message}`);
   }
   assert.ok(n < 32 * 32);
+});
+
+test('point reads and reads stopped in their first chunk issue no read ahead', async () => {
+  const k = new Kernels(await compileKernels());
+  const { store, p } = await open(tmpDir(), k);
+  const values = fill(p, 64, 32, 1500);
+  const reads = countReads();
+  try {
+    for (let o = 0; o < values.length; o += 97) {
+      for await (const r of p.read({ offset: o }, { maxRecords: 1 })) assert.deepEqual(r.value, values[o]);
+      for await (const r of p.read({ offset: o })) { assert.deepEqual(r.value, values[o]); break; }
+    }
+  } finally {
+    reads.restore();
+  }
+  assert.equal(reads.async, 0);
+  await store.close();
 });
 
 test('batches larger than a read chunk, between small ones, read ahead whole', async () => {
