@@ -290,7 +290,9 @@ export function recordsCheck(ptr: usize, len: i32, count: i32, out: usize): i32 
  * Decodes exactly count records filling [ptr, ptr+len) (the records section
  * of an uncompressed batch, or a decompressed one). Returns count, or a
  * negative DECODE_* code. Every length is bounds-checked against the region,
- * every field against its record.
+ * every field against its record, and offset deltas must strictly increase
+ * from 0 up (gaps allowed: compaction keeps offsets), so the caller checks
+ * only the last one against the batch's lastOffsetDelta.
  *
  * Speed (the read path decodes every record it returns): each varint field is
  * read with its one- and two-byte encodings inline into locals (longer ones,
@@ -306,6 +308,7 @@ export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, max
   let r = rows;
   let h = hdrs;
   let nh: i32 = 0;
+  let prevOffsetDelta: i32 = -1;
   varintOk = true;
   if (count > maxRows) return DECODE_ROWS_FULL;
   for (let i: i32 = 0; i < count; i++) {
@@ -330,6 +333,8 @@ export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, max
     if (b0 < 0x80) { offsetDelta = unzig(b0); q += 1; }
     else if (q + 1 < recEnd && <u32>load<u8>(q, 1) < 0x80) { offsetDelta = unzig((b0 & 0x7f) | (<u32>load<u8>(q, 1) << 7)); q += 2; }
     else { offsetDelta = readVarint(q, recEnd); if (!varintOk) return DECODE_MALFORMED; q = varintEnd; }
+    if (offsetDelta <= prevOffsetDelta) return DECODE_MALFORMED;
+    prevOffsetDelta = offsetDelta;
     let keyLen: i32;
     b0 = q < recEnd ? <u32>load<u8>(q) : 0x80;
     if (b0 < 0x80) { keyLen = unzig(b0); q += 1; }

@@ -25,7 +25,8 @@ interface RefRows { rows: number[]; headers: number[] }
  * the rows recordsDecode documents, or null when the section is malformed
  * (Kafka's framing rules: a varint has at most 5 bytes, a varlong at most 10,
  * lengths >= -1, names >= 0, every field inside its record, the record
- * exactly filled, the section exactly filled by count records).
+ * exactly filled, the section exactly filled by count records, offset deltas
+ * strictly increasing from 0 up).
  */
 function refDecode(section: Uint8Array, base: number, count: number): RefRows | null {
   const end = section.length;
@@ -54,6 +55,7 @@ function refDecode(section: Uint8Array, base: number, count: number): RefRows | 
   };
   const rows: number[] = [];
   const headers: number[] = [];
+  let prevOd = -1;
   for (let i = 0; i < count; i++) {
     const recStart = p;
     const len = varint(end);
@@ -63,7 +65,8 @@ function refDecode(section: Uint8Array, base: number, count: number): RefRows | 
     const ts = varlong(recEnd);
     if (ts === null) return null;
     const od = varint(recEnd);
-    if (od === null) return null;
+    if (od === null || od <= prevOd) return null;
+    prevOd = od;
     const kl = varint(recEnd);
     if (kl === null || kl < -1 || Math.max(kl, 0) > recEnd - p) return null;
     const kp = p;
@@ -150,10 +153,19 @@ const recordArb: fc.Arbitrary<RefRecord> = fc.record({
   headers: fc.array(fc.record({ key: fc.uint8Array({ maxLength: 70 }), value: bytesArb(70) }), { maxLength: 3 }),
 });
 
+/** The records with offset deltas made strictly increasing from >= 0 (gaps of every varint width kept). */
+function increasing(records: RefRecord[]): RefRecord[] {
+  let od = -1;
+  return records.map((r) => {
+    od += 1 + (Math.abs(r.offsetDelta) % (records.length > 3 ? 9000 : 100_000));
+    return { ...r, offsetDelta: od };
+  });
+}
+
 test('recordsDecode gives the reference rows for random valid sections (every varint width)', () => {
   const k = getKernelsSync();
   fc.assert(fc.property(fc.array(recordArb, { minLength: 1, maxLength: 12 }), (records) => {
-    assert.ok(check(k, refRecords(records), records.length), 'a well-formed section is accepted');
+    assert.ok(check(k, refRecords(increasing(records)), records.length), 'a well-formed section is accepted');
   }), { numRuns: 400 });
 });
 
@@ -166,7 +178,8 @@ test('recordsDecode accepts exactly what the reference accepts when bytes are fl
     fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 3 }),
     fc.nat(), fc.constantFrom('flip', 'cut', 'extend'), fc.integer({ min: -1, max: 1 }),
     (records, flips, at, how, countDelta) => {
-      const good = refRecords(records);
+      // Mostly increasing offset deltas (accepted unless damaged), sometimes as generated (usually not increasing).
+      const good = refRecords(at % 4 === 0 ? records : increasing(records));
       let section = Uint8Array.from(good);
       if (how === 'cut') section = section.subarray(0, at % (section.length + 1));
       if (how === 'extend') { const more = new Uint8Array(section.length + 1 + (at % 3)); more.set(section); more.fill(at & 0xff, section.length); section = more; }
@@ -183,7 +196,7 @@ test('recordsDecode known vectors: widths at the one/two/three-byte boundaries a
     const value = new Uint8Array(n).fill(7);
     const records: RefRecord[] = [
       { timestampDelta: BigInt(n), offsetDelta: 0, key: null, value, headers: [] },
-      { timestampDelta: -BigInt(n) - 1n, offsetDelta: n, key: new Uint8Array(0), value: null, headers: [{ key: new Uint8Array([0x68]), value: null }] },
+      { timestampDelta: -BigInt(n) - 1n, offsetDelta: n + 1, key: new Uint8Array(0), value: null, headers: [{ key: new Uint8Array([0x68]), value: null }] },
     ];
     const section = refRecords(records);
     const got = kernelDecode(k, section, 2);
@@ -193,7 +206,7 @@ test('recordsDecode known vectors: widths at the one/two/three-byte boundaries a
     assert.equal(got.rows[1], n, 'timestamp delta, low word');
     assert.equal(got.rows[4], -1, 'null key');
     assert.equal(got.rows[6], n, 'value length');
-    assert.equal(got.rows[w + 0], n, 'offset delta of the second record');
+    assert.equal(got.rows[w + 0], n + 1, 'offset delta of the second record');
     assert.equal(got.rows[w + 1], -n - 1, 'negative timestamp delta, low word');
     assert.equal(got.rows[w + 2], -1, 'negative timestamp delta, high word');
     assert.equal(got.rows[w + 4], 0, 'empty key');
@@ -210,6 +223,12 @@ test('recordsDecode known vectors: widths at the one/two/three-byte boundaries a
   tiny.push(0, 0, 0, 1, 1, 0); // attributes, ts 0, offset 0, key null (-1), value null (-1), no headers
   assert.equal(kernelDecode(k, Uint8Array.from(tiny), 1).rc, 1);
   assert.equal(kernelDecode(k, Uint8Array.from([0x8c, 0x80, 0x80, 0x80, 0x00, ...tiny.slice(1)]), 1).rc, 1);
+  // Offset deltas that repeat or go down are malformed (gaps are not).
+  const od = (deltas: number[]) => refRecords(deltas.map((d) => ({ timestampDelta: 0n, offsetDelta: d, key: null, value: null, headers: [] })));
+  assert.equal(kernelDecode(k, od([0, 5, 9000]), 3).rc, 3);
+  assert.equal(kernelDecode(k, od([0, 0]), 2).rc, DECODE_MALFORMED);
+  assert.equal(kernelDecode(k, od([3, 2]), 2).rc, DECODE_MALFORMED);
+  assert.equal(kernelDecode(k, od([-1]), 1).rc, DECODE_MALFORMED);
   // One byte short in the last field: malformed, not a read past the region.
   assert.equal(kernelDecode(k, Uint8Array.from([0x0c, ...tiny.slice(1, -1)]), 1).rc, DECODE_MALFORMED);
 });
