@@ -1,8 +1,10 @@
 // CRC-32C kernel (assembly/crc32c.ts) through Crc32c: published vectors,
 // agreement with a bytewise reference on every code path of the kernel
-// (folding from 8 KiB: head, first word, 1024-word passes, the five tail
-// zones; the table kernel: 3 x 1 KiB interleaved blocks, slicing-by-8, byte
-// tail), unaligned input, chaining, and data already in wasm memory.
+// (folding by 128-bit words from 8 KiB: head, first word, 1024-word passes,
+// the tail; folding by 2 bytes from 512 B and of that tail: folded blocks,
+// the 418-433 bytes left, the last block past the end; the table kernel:
+// 3 x 1 KiB interleaved blocks, slicing-by-8, byte tail), unaligned input,
+// chaining, and data already in wasm memory.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -144,7 +146,7 @@ test('every single-bit flip changes the CRC', () => {
   assert.equal(crc.of(data), want);
 });
 
-// ---- folding (inputs of 8 KiB and more) ----
+// ---- folding (by 128-bit words from 8 KiB, by 2 bytes from 512 B) ----
 
 /** x^e mod P in normal bit order (bit i = coefficient of x^i), P = x^32 + 0x1EDC6F41. */
 function xPowMod(e: number): number {
@@ -158,6 +160,50 @@ test('the folding polynomial x^209 + x^144 + x^54 + x^39 + x^14 + 1 is a multipl
   assert.equal(exps.reduce((acc, e) => (acc ^ xPowMod(e)) >>> 0, 0), 0);
   // and dropping any one term breaks it (so a typo in the kernel's offsets cannot pass)
   for (const skip of exps) assert.notEqual(exps.filter((e) => e !== skip).reduce((acc, e) => (acc ^ xPowMod(e)) >>> 0, 0), 0);
+});
+
+test('folding by 2 bytes uses a multiple of P too: F(x^16), the stride in bits', () => {
+  // Byte offsets 130, 310, 340, 390, 418 = 2 * (65, 155, 170, 195, 209): bit distances 16 * (209 - e).
+  const exps = [209, 144, 54, 39, 14, 0].map((e) => 16 * e);
+  assert.equal(exps.reduce((acc, e) => (acc ^ xPowMod(e)) >>> 0, 0), 0);
+  for (const skip of exps) assert.notEqual(exps.filter((e) => e !== skip).reduce((acc, e) => (acc ^ xPowMod(e)) >>> 0, 0), 0);
+});
+
+test('folding by 2 bytes (512 B to 8 KiB) agrees with the reference at its boundaries (start, folded length steps, the last block past the end)', () => {
+  const lengths = new Set<number>();
+  for (let n = 500; n <= 530; n++) lengths.add(n);            // where folding starts
+  for (let n = 418 + 16 * 5; n < 418 + 16 * 7; n++) lengths.add(n); // every remainder of (n - 418) mod 16
+  for (let n = 8192 - 20; n < 8192; n++) lengths.add(n);        // the largest copies
+  for (const n of [1000, 3344, 4099, 6145]) lengths.add(n);
+  const data = randomBytes(9000, 0x2b17);
+  for (const n of lengths) {
+    for (const init of [0, 0xffffffff, 0x9abcdef0]) {
+      for (const off of [0, 5]) {
+        const slice = data.subarray(off, off + n);
+        assert.equal(crc.of(slice, init), crc32cRef(slice, init), `length ${n}, offset ${off}, init ${init}`);
+      }
+    }
+  }
+});
+
+test('folding by 2 bytes: every bit position reaches the CRC exactly as the reference says', () => {
+  // One set bit at a time in zeros: a wrong source distance, a block folded
+  // twice or not at all, or a remainder byte missed shows at once.
+  for (const n of [517, 1000, 2 * 418 + 16 * 3 + 9, 5003]) {
+    const data = new Uint8Array(n);
+    const positions: number[] = [];
+    for (let i = 0; i < 40; i++) positions.push(i);              // the register's bytes and the first blocks
+    for (let i = 40; i < n; i += n > 2000 ? 11 : 1) positions.push(i); // everywhere (every byte for the short ones)
+    for (let i = Math.max(0, n - 450); i < n; i++) positions.push(i); // the remainder and what folds onto it
+    for (const i of positions) {
+      for (const bit of [0, 5]) {
+        data[i] = 1 << bit;
+        assert.equal(crc.of(data), crc32cRef(data), `length ${n}, byte ${i} bit ${bit}`);
+        assert.equal(crc.of(data, 0x5eed1234), crc32cRef(data, 0x5eed1234), `length ${n}, byte ${i} bit ${bit}, chained`);
+        data[i] = 0;
+      }
+    }
+  }
 });
 
 test('folding agrees with the reference at its boundaries (8 KiB start, head bytes, 1024-word passes)', () => {
@@ -199,10 +245,10 @@ test('folding kernel and table kernel agree in wasm memory (random lengths, offs
   try {
     k.u8.set(randomBytes(size + 64, 77), p);
     fc.assert(fc.property(
-      fc.integer({ min: 0, max: size }), fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 0xffffffff }),
+      fc.oneof(fc.integer({ min: 0, max: size }), fc.integer({ min: 0, max: 20_000 })), fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 0xffffffff }),
       (len, off, init) => {
         assert.equal(k.raw.crc32c(p + off, len, init) >>> 0, k.raw.crc32cTable(p + off, len, init) >>> 0);
-      }), { numRuns: 200 });
+      }), { numRuns: 400 });
   } finally {
     k.free(p);
   }
