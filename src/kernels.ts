@@ -22,7 +22,7 @@ export interface KernelExports {
   alloc(size: number): number;
   free(ptr: number): void;
   crc32c(ptr: number, len: number, crc: number): number;
-  /** The table-driven CRC-32C kernel alone (crc32c folds inputs of 8 KiB and more); for tests and the bench. */
+  /** The table-driven CRC-32C kernel alone (crc32c folds inputs of 512 B and more); for tests and the bench. */
   crc32cTable(ptr: number, len: number, crc: number): number;
   batchLayout(desc: number, n: number, out: number, cap: number, pos: number): number;
   batchFinish(out: number, total: number, n: number, firstTsLo: number, firstTsHi: number,
