@@ -91,7 +91,7 @@ function appendCase(valueSize: number, perBatch: number): BenchCase {
       return {
         contenders,
         async teardown() {
-          bounds.close();
+          await bounds.close();
           plain.close();
           await store.close();
           fs.rmSync(dir, { recursive: true, force: true });
