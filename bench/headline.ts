@@ -39,6 +39,8 @@ export const HEADLINE_ROWS: HeadlineRow[] = [
     bars: ['batched xxh64 (hashMany: an array of separate 16-byte arrays, one copy each) ≥ 5× xxhash-wasm per 16-byte key'] },
   { what: 'RecordBatch encode (100 × 1 KiB) vs kafkajs', group: 'framing', case: /^encode 100 records, 1 KiB values$/, sediment: 'sediment wasm', peers: ['kafkajs'],
     bars: ['codec ≥ 10× kafkajs: encode'] },
+  { what: 'RecordBatch scan + decode (100 × 100 B, views) vs kafkajs', group: 'framing', case: /^scan \+ decode 100 records, 100 B values$/, sediment: 'sediment decodeView', peers: ['kafkajs'],
+    bars: ['codec ≥ 10× kafkajs: scan + decode'] },
   { what: 'RecordBatch scan + decode (100 × 1 KiB, views) vs kafkajs', group: 'framing', case: /^scan \+ decode 100 records, 1 KiB values$/, sediment: 'sediment decodeView', peers: ['kafkajs'],
     bars: ['codec ≥ 10× kafkajs: scan + decode'] },
   { what: 'append 1 KiB records vs plain fs write', group: 'log', case: /^append, 100 records of 1024 B/, sediment: 'sediment Partition.appendSync', peers: ['plain fs.writeSync'],
