@@ -355,7 +355,9 @@ export function recordsDecode(ptr: usize, len: i32, count: i32, rows: usize, max
     b0 = q < recEnd ? <u32>load<u8>(q) : 0x80;
     if (b0 < 0x80) { hc = unzig(b0); q += 1; }
     else { hc = readVarint(q, recEnd); if (!varintOk) return DECODE_MALFORMED; q = varintEnd; }
-    if (hc < 0) return DECODE_MALFORMED;
+    // A header takes at least 2 bytes (two length varints): a count the
+    // record cannot hold is corrupt, not a reason to grow the header table.
+    if (hc < 0 || <usize>hc > (recEnd - q) >> 1) return DECODE_MALFORMED;
     if (hc > maxHeaders - nh) return DECODE_HEADERS_FULL;
     for (let j: i32 = 0; j < hc; j++) {
       const nl = readVarint(q, recEnd); q = varintEnd;

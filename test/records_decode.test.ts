@@ -190,6 +190,34 @@ test('recordsDecode accepts exactly what the reference accepts when bytes are fl
   assert.ok(accepted > 50 && rejected > 50, `accepted ${accepted}, rejected ${rejected}`);
 });
 
+test('recordsDecode: a header count its record cannot hold is malformed, whatever room the header table has (found by the property above)', () => {
+  const k = getKernelsSync();
+  // Four records; one byte of the second (0x06 -> 0x12) makes its fields
+  // end early, so the next bytes read as a header count its remaining bytes
+  // cannot hold (a header takes at least 2 bytes). The kernel once reported
+  // that as "header table full", which makes the caller grow the table.
+  const section = Uint8Array.from(Buffer.from(
+    '1c0080013e010e0000000000000000440081808080808080800180010a0000000000120000000200120000008080090000003c00810182010c0000000000000a0000000000020e000000000000000400002000008080010a00000000000600000000', 'hex'));
+  for (const maxHeaders of [1, 8, 1 << 16]) {
+    const block = k.alloc(section.length);
+    const rowsPtr = k.alloc(4 * RECORD_ROW_WORDS * 4);
+    const hdrPtr = k.alloc(maxHeaders * HEADER_ROW_WORDS * 4);
+    try {
+      k.u8.set(section, block);
+      assert.equal(k.raw.recordsDecode(block, section.length, 4, rowsPtr, 4, hdrPtr, maxHeaders), DECODE_MALFORMED, `maxHeaders ${maxHeaders}`);
+    } finally {
+      k.raw.free(block);
+      k.raw.free(rowsPtr);
+      k.raw.free(hdrPtr);
+    }
+  }
+  assert.equal(refDecode(section, 0, 4), null, 'the reference rejects it too');
+  // With the byte restored, the same bytes decode.
+  const fixed = Uint8Array.from(section);
+  fixed[34] = 0x06;
+  assert.ok(check(k, fixed, 4));
+});
+
 test('recordsDecode known vectors: widths at the one/two/three-byte boundaries and the last record ending at the region end', () => {
   const k = getKernelsSync();
   for (const n of [0, 63, 64, 8191, 8192]) {
