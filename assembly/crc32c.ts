@@ -186,29 +186,28 @@ export const SHORT_FOLD_MIN_BYTES: usize = 512;
 const FOLD_TAIL: usize = memory.data(<i32>((FOLD_MIN_BYTES > FOLD_WORDS * 16 ? FOLD_MIN_BYTES : FOLD_WORDS * 16) + 16), 16);
 
 
-/** Stride 2: W[k] = T[k] ^ W[k-130] ^ W[k-310] ^ W[k-340] ^ W[k-390] ^ W[k-418] for the 16-byte blocks k of [t, end) (w: W at the same offsets). */
+/** T[k] ^ W[k-130] ^ W[k-310] ^ W[k-340] ^ W[k-390] ^ W[k-418] for the 16 bytes at t (w: W at the same offset). */
+@inline function pull2At(t: usize, w: usize): v128 {
+  return v128.xor(
+    v128.xor(v128.load(t), v128.load(w - 130)),
+    v128.xor(
+      v128.xor(v128.load(w - 310), v128.load(w - 340)),
+      v128.xor(v128.load(w - 390), v128.load(w - 418))));
+}
+
+/** Stride 2, folded bytes: W[k] = pull2At(k) for the 16-byte blocks k of [t, end). */
 function pull2(t: usize, w: usize, end: usize): void {
   while (t < end) {
-    const v = v128.xor(
-      v128.xor(v128.load(t), v128.load(w - 130)),
-      v128.xor(
-        v128.xor(v128.load(w - 310), v128.load(w - 340)),
-        v128.xor(v128.load(w - 390), v128.load(w - 418))));
-    v128.store(w, v);
+    v128.store(w, pull2At(t, w));
     t += 16;
     w += 16;
   }
 }
 
-/** Stride 2, the rest: T[j] ^= W[j-130] ^ ... ^ W[j-418] in place for the 16-byte blocks j of [t, end) (W zero from the folded length on). */
+/** Stride 2, the rest: T[j] = pull2At(j) in place for the 16-byte blocks j of [t, end) (W zero from the folded length on). */
 function pull2Rest(t: usize, w: usize, end: usize): void {
   while (t < end) {
-    const v = v128.xor(
-      v128.xor(v128.load(t), v128.load(w - 130)),
-      v128.xor(
-        v128.xor(v128.load(w - 310), v128.load(w - 340)),
-        v128.xor(v128.load(w - 390), v128.load(w - 418))));
-    v128.store(t, v);
+    v128.store(t, pull2At(t, w));
     t += 16;
     w += 16;
   }
