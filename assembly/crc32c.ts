@@ -242,6 +242,19 @@ function crc32cShortFoldRaw(reg: u32, ptr: usize, len: usize): u32 {
   return foldInPlaceRaw(FOLD_TAIL, len);
 }
 
+/**
+ * M_j ^ W_{j-209} ^ W_{j-195} ^ W_{j-170} ^ W_{j-155} ^ W_{j-65} for the word
+ * at src, whose sources sit in the history at h + e*16 for the exponents
+ * e = 0, 14, 39, 54, 144 of F (wasm offsets are unsigned).
+ */
+@inline function fold16At(src: usize, h: usize): v128 {
+  return v128.xor(
+    v128.xor(v128.load(src), v128.load(h, 144 * 16)),
+    v128.xor(
+      v128.xor(v128.load(h, 54 * 16), v128.load(h, 39 * 16)),
+      v128.xor(v128.load(h, 14 * 16), v128.load(h))));
+}
+
 /** Raw-register CRC of len >= FOLD_MIN_BYTES bytes by folding (see above). */
 function crc32cFoldRaw(reg: u32, ptr: usize, len: usize): u32 {
   // The head (len mod 16 bytes) goes first through the table kernel, so the
@@ -274,12 +287,7 @@ function crc32cFoldRaw(reg: u32, ptr: usize, len: usize): u32 {
       first = false;
     }
     while (h < end) {
-      const v = v128.xor(
-        v128.xor(v128.load(src), v128.load(h, 144 * 16)),
-        v128.xor(
-          v128.xor(v128.load(h, 54 * 16), v128.load(h, 39 * 16)),
-          v128.xor(v128.load(h, 14 * 16), v128.load(h))));
-      v128.store(h, v, 209 * 16);
+      v128.store(h, fold16At(src, h), 209 * 16);
       h += 16;
       src += 16;
     }
@@ -296,12 +304,7 @@ function crc32cFoldRaw(reg: u32, ptr: usize, len: usize): u32 {
   let t = FOLD_TAIL;
   const tailEnd = FOLD_TAIL + (FOLD_WORDS << 4);
   while (t < tailEnd) {
-    const v = v128.xor(
-      v128.xor(v128.load(src), v128.load(h, 144 * 16)),
-      v128.xor(
-        v128.xor(v128.load(h, 54 * 16), v128.load(h, 39 * 16)),
-        v128.xor(v128.load(h, 14 * 16), v128.load(h))));
-    v128.store(t, v);
+    v128.store(t, fold16At(src, h));
     h += 16;
     t += 16;
     src += 16;
