@@ -5,7 +5,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { getKernelsSync, WasmBuffer } from '../src/kernels.js';
 import {
@@ -14,7 +13,7 @@ import {
 } from '../src/record_batch.js';
 import { normalizeRecord, RecordInput, StoredRecord } from '../src/record.js';
 import { ClosedError, CorruptionError, InvalidArgumentError, UnsupportedCodecError } from '../src/errors.js';
-import { refFixCrc } from './fixtures/reference.js';
+import { refFixCrc, refGzipBatch } from './fixtures/reference.js';
 import { randomBytes } from './helpers/random.js';
 
 const k = getKernelsSync();
@@ -28,19 +27,6 @@ function encode(records: readonly RecordInput[], baseOffset = 0, opts: EncodeOpt
   const size = encoder.encode(records.map((r, i) => normalizeRecord(r, i, 0)), outBuf, 0, opts);
   stampBaseOffset(k, outBuf.ptr, baseOffset);
   return k.u8.slice(outBuf.ptr, outBuf.ptr + size);
-}
-
-/** The batch with its records section gzip-compressed (codec 1), CRC fixed. */
-function gzipBatch(plain: Uint8Array): Uint8Array {
-  const compressed = gzipSync(plain.subarray(BATCH_HEADER_SIZE));
-  const bytes = new Uint8Array(BATCH_HEADER_SIZE + compressed.length);
-  bytes.set(plain.subarray(0, BATCH_HEADER_SIZE));
-  bytes.set(compressed, BATCH_HEADER_SIZE);
-  const dv = new DataView(bytes.buffer);
-  dv.setInt32(8, bytes.length - 12);
-  dv.setInt16(21, dv.getInt16(21) | 1);
-  refFixCrc(bytes);
-  return bytes;
 }
 
 /** The copying decoder's records (the reference the views must match). */
@@ -99,7 +85,7 @@ test('decodeView gives exactly the records of the copying decoder (random keys, 
     fc.array(recordArb, { minLength: 1, maxLength: 40, size: 'max' }), fc.integer({ min: 0, max: 2 ** 40 }), fc.boolean(), fc.boolean(),
     async (records, baseOffset, gzip, appendTime) => {
       const plain = encode(records, baseOffset, { attributes: appendTime ? ATTR_LOG_APPEND_TIME : 0 });
-      const bytes = gzip ? gzipBatch(plain) : plain;
+      const bytes = gzip ? refGzipBatch(plain) : plain;
       const want = await copyingDecode(bytes);
       assert.deepEqual(want, expected(records, baseOffset, appendTime));
       const v = gzip ? await decoder.decodeViewAsync(bytes) : decoder.decodeView(bytes);
@@ -128,7 +114,7 @@ test('viewOf (batch in wasm memory) with minOffset and maxRecords matches decode
     async (records, skip, maxRecords, gzip, useScratch) => {
       const base = 1000;
       const plain = encode(records, base);
-      const bytes = gzip ? gzipBatch(plain) : plain;
+      const bytes = gzip ? refGzipBatch(plain) : plain;
       const want = await copyingDecode(bytes, base + skip, maxRecords);
       const p = inBuf.ensure(bytes.length);
       k.u8.set(bytes, p);
@@ -192,7 +178,7 @@ test('headers: names decoded, null and empty values distinct, payloadBytesAt cou
 test('views survive wasm memory growth and later decodes', async () => {
   const records = Array.from({ length: 50 }, (_, i) => ({ key: `key-${i}`, value: randomBytes(200 + i, i + 1) }));
   const bytes = encode(records, 100);
-  const gz = gzipBatch(bytes);
+  const gz = refGzipBatch(bytes);
   const want = await copyingDecode(bytes);
   const fromInput = decoder.decodeView(bytes);
   const fromGzip = await decoder.decodeViewAsync(gz);
@@ -275,7 +261,7 @@ test('framing damage under a valid CRC: decodeView and the copying decoder agree
 
 test('gzip: the sync decodeView refuses it; other codecs are UnsupportedCodecError; garbage gzip is corruption', async () => {
   const plain = encode([{ key: 'a', value: 'b' }]);
-  const gz = gzipBatch(plain);
+  const gz = refGzipBatch(plain);
   assert.throws(() => decoder.decodeView(gz), InvalidArgumentError);
   for (const codec of [2, 3, 4]) {
     const b = plain.slice();
