@@ -4,7 +4,7 @@
 // failed write leaves nothing in the window that is not in the log; stats
 // through Store.dedupStats (also on read-only stores).
 
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,8 +23,13 @@ import { RecordInput, normalizeRecord } from '../src/record.js';
 import { StorageError } from '../src/errors.js';
 import { getKernelsSync } from '../src/kernels.js';
 
+const made: string[] = [];
+after(() => { for (const d of made) fs.rmSync(d, { recursive: true, force: true }); });
+
 function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-dedup-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-dedup-'));
+  made.push(d);
+  return d;
 }
 
 /** A crash image: the files as they are now (page cache), without the writer's lock. */

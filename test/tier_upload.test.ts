@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import fc from 'fast-check';
 import { Store } from '../src/store.js';
-import { CorruptionError, InvalidArgumentError, ObjectStoreError } from '../src/errors.js';
+import { CorruptionError, InvalidArgumentError, ObjectStoreError, StorageError } from '../src/errors.js';
+import { NodeStorage, FileHandle } from '../src/storage.js';
 import { TierConfig, resolveTierConfig } from '../src/tier/tier_config.js';
 import { ObjectStore } from '../src/tier/object_store.js';
 import { parseManifest, Manifest, MANIFEST_NAME, OBJECT_KINDS } from '../src/tier/manifest.js';
@@ -349,6 +350,84 @@ test('a streamed upload fails cleanly when its writer cannot open or its file re
     }
   } finally {
     Object.assign(uploadTuning, saved);
+  }
+});
+
+/** NodeStorage whose readAsync can be made to fail at the nth call, counting reads in flight. */
+class ParallelReadStorage extends NodeStorage {
+  asyncReads = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+  /** readAsync calls (1-based) that fail with EIO. */
+  failAt = -1;
+
+  override open(file: string, mode: 'read' | 'write'): FileHandle {
+    const h = super.open(file, mode);
+    const inner = h.readAsync?.bind(h);
+    if (!inner || !file.endsWith('.log') || mode !== 'read') return h;
+    h.readAsync = async (buf, offset, length, position) => {
+      const n = ++this.asyncReads;
+      this.inFlight++;
+      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+      try {
+        // Later pieces finish first: completion order differs from issue order.
+        await new Promise((r) => setTimeout(r, n % 3 === 0 ? 1 : 5));
+        if (n === this.failAt) throw new StorageError(file, 'read', new Error('injected read failure'));
+        return await inner(buf, offset, length, position);
+      } finally {
+        this.inFlight--;
+      }
+    };
+    return h;
+  }
+}
+
+test('a segment sent in one PUT is read in parallel pieces: the same bytes; a short file or a failed read is a typed error raised once no read is in flight', async () => {
+  const saved = { ...uploadTuning };
+  const dir = tmp();
+  await writeUntiered(dir, 120, 31);
+  const storage = new ParallelReadStorage();
+  const tier = memoryTier({ autoArchive: false });
+  const { store, p } = await openTiered(dir, tier, smallTopic(), { storage });
+  try {
+    uploadTuning.readPieceBytes = 700;
+    const a = store.tier!.archiver('ev', 0);
+    const [s0, s1] = p.segments;
+    const whole = fs.readFileSync(s0!.logPath);
+    assert.ok(whole.length > 8 * 700, 'more pieces than reads in flight');
+    // Whole: every piece lands where it belongs.
+    const [e] = await a.uploadSegments([s0!]);
+    assert.equal(e!.objects.log.crc32c, crcHex(crc32cRef(whole)));
+    assert.ok(Buffer.compare(await store.tier!.objects.read(store.tier!.layout.partitionDir('ev', 0) + e!.objects.log.key), whole) === 0);
+    assert.equal(storage.asyncReads, Math.ceil(whole.length / 700));
+    assert.equal(storage.maxInFlight, 8);
+    // A read fails in the middle: the read error, after the other reads settled; nothing more listed.
+    const before = a.currentManifest().version;
+    storage.asyncReads = 0;
+    storage.failAt = 4;
+    await assert.rejects(a.uploadSegments([s1!]), (err: unknown) => err instanceof StorageError && /injected read failure/.test(err.message));
+    assert.equal(storage.inFlight, 0, 'no read in flight once the upload failed');
+    assert.equal(a.currentManifest().version, before);
+    storage.failAt = -1;
+    // The file is shorter than the segment (damaged under us): CorruptionError naming it.
+    const second = fs.readFileSync(s1!.logPath);
+    fs.truncateSync(s1!.logPath, second.length - 1000);
+    try {
+      await assert.rejects(a.uploadSegments([s1!]), (err: unknown) => err instanceof CorruptionError && err.file === s1!.logPath);
+      assert.equal(storage.inFlight, 0);
+    } finally {
+      fs.writeFileSync(s1!.logPath, second);
+    }
+    assert.equal(a.currentManifest().version, before);
+    // Whole again: uploaded and listed; a bad piece size is refused.
+    const [e1] = await a.uploadSegments([s1!]);
+    assert.equal(e1!.objects.log.crc32c, crcHex(crc32cRef(second)));
+    uploadTuning.readPieceBytes = 0;
+    await assert.rejects(a.uploadSegments([s1!]), InvalidArgumentError);
+  } finally {
+    Object.assign(uploadTuning, saved);
+    await store.close();
+    forgetMemoryTier(tier);
   }
 });
 

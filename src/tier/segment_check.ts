@@ -36,7 +36,7 @@ export function archivedBatchLimit(maxMessageBytes: number): number {
 }
 
 /** Bytes copied into wasm memory per step. */
-const STEP = 4 << 20;
+const STEP = 1 << 20;
 
 export class SegmentChecker {
   private readonly k: Kernels;
