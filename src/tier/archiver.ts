@@ -986,15 +986,22 @@ export class PartitionArchiver {
     const m = this.manifest;
     if (m.segments.length === 0) return;
     const local = this.p.localLogStartOffset;
-    // Total log size: archived bytes not held locally plus the local log.
-    let total = this.p.sizeBytes;
+    // Total log size: archived bytes not held locally plus the local log from
+    // the archive's start (local copies of segments an earlier pass dropped
+    // from the archive are past retention already: counting them again would
+    // drop more segments on every pass).
+    let total = 0;
+    for (const seg of this.p.segments) if (seg.baseOffset >= m.logStartOffset) total += seg.size;
     for (const s of m.segments) if (s.baseOffset < local) total += s.objects.log.size;
     let drop = 0;
     for (const s of m.segments) {
       const byTime = c.retentionMs >= 0 && s.maxTimestamp >= 0 && s.maxTimestamp < now - c.retentionMs;
       const bySize = c.retentionBytes >= 0 && total - s.objects.log.size >= c.retentionBytes;
       if (!byTime && !bySize) break;
-      if (s.baseOffset < local) total -= s.objects.log.size;
+      // Dropped from the front of the whole log, wherever its copies are: a
+      // local copy goes with it (the log's retention deletes it next, the
+      // segment being below the archive's start), so it no longer counts.
+      total -= s.objects.log.size;
       drop++;
     }
     if (drop === 0) return;
