@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Operator } from 'opendal';
-import { BenchGroup, BenchCase, CaseRun, gbPerSec } from '../harness.js';
+import { BenchGroup, BenchCase, CaseRun, Contender, gbPerSec } from '../harness.js';
 import { Store, Partition, getKernelsSync, Crc32c } from '../../src/index.js';
 import type { LogSegment } from '../../src/log_segment.js';
 import type { TierConfig } from '../../src/tier/tier_config.js';
@@ -100,6 +100,35 @@ class UploadBound {
   }
 }
 
+type Built = Awaited<ReturnType<typeof buildStore>>;
+
+/**
+ * A case's setup: the backend started, a store with `closed` closed
+ * segments built on it, then make() builds the contenders. The teardown (or
+ * a failure anywhere in the setup) closes and removes both.
+ */
+async function tieredSetup(b: Backend, closed: number, make: (built: Built, tier: TierConfig) => Promise<Contender[]>): Promise<CaseRun> {
+  const svc = await b.start();
+  let built: Built | null = null;
+  try {
+    built = await buildStore(svc.tier, closed);
+    const done = built;
+    const contenders = await make(done, svc.tier);
+    return {
+      contenders,
+      async teardown() {
+        await done.store.close();
+        fs.rmSync(done.dir, { recursive: true, force: true });
+        await svc.stop();
+      },
+    };
+  } catch (err) {
+    if (built) { await built.store.close().catch(() => undefined); fs.rmSync(built.dir, { recursive: true, force: true }); }
+    await svc.stop();
+    throw err;
+  }
+}
+
 function plainOperator(tier: TierConfig): Operator {
   const cfg = resolveTierConfig(tier);
   return new Operator(cfg.service, cfg.options);
@@ -115,14 +144,11 @@ function uploadCase(b: Backend): BenchCase {
     metric: gbPerSec(SEGMENT),
     bars: [{ label: 'tiered upload ≥ 0.9× plain OpenDAL write of the same bytes', sediment: sed, peers: [peer], minRatio: 0.9 }],
     async setup(): Promise<CaseRun> {
-      const svc = await b.start();
-      let built: Awaited<ReturnType<typeof buildStore>> | null = null;
-      try {
-        built = await buildStore(svc.tier);
+      return tieredSetup(b, 2, async (built, tier) => {
         const { store, p } = built;
         const seg: LogSegment = p.segments[0]!;
         const archiver = store.tier!.archiver('ev', 0);
-        const op = plainOperator(svc.tier);
+        const op = plainOperator(tier);
         const files = [seg.logPath, seg.index.path, seg.timeIndex.path].map((f) => fs.readFileSync(f));
         const keys = ['plain/seg.log', 'plain/seg.index', 'plain/seg.timeindex'];
         const crc = new Crc32c(getKernelsSync());
@@ -132,85 +158,73 @@ function uploadCase(b: Backend): BenchCase {
         const least = new UploadBound(op, serializeManifest(archiver.currentManifest()));
         const boundBufs = files.map((f) => Buffer.alloc(f.length));
         const segFiles = [seg.logPath, seg.index.path, seg.timeIndex.path];
-        const setupDone = built;
-        return {
-          contenders: [
-            {
-              name: sed,
-              role: 'sediment',
-              note: 'reads the segment file once into a reused buffer and PUTs it whole, ' +
-                'checks the log in wasm (CRC-32C of the object, batch framing) while the three objects upload at the same time, stats each object, writes the manifest',
-              async: true,
-              async run(n: number) {
-                let e;
-                for (let i = 0; i < n; i++) e = await archiver.uploadSegment(seg);
-                return e;
-              },
-              async output() {
-                const e = await archiver.uploadSegment(seg);
-                const back = await op.read(objectDir + e.objects.log.key);
-                return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: e.objects.log.crc32c === logCrc };
-              },
+        return [
+          {
+            name: sed,
+            role: 'sediment',
+            note: 'reads the segment file once into a reused buffer and PUTs it whole, ' +
+              'checks the log in wasm (CRC-32C of the object, batch framing) while the three objects upload at the same time, stats each object, writes the manifest',
+            async: true,
+            async run(n: number) {
+              let e;
+              for (let i = 0; i < n; i++) e = await archiver.uploadSegment(seg);
+              return e;
             },
-            {
-              name: peerFile,
-              role: 'peer',
-              note: 'reads the three files (fs.readFileSync), then three concurrent Operator.write calls; no check, no verification, no manifest',
-              async: true,
-              async run(n: number) {
-                for (let i = 0; i < n; i++) {
-                  const bytes = [seg.logPath, seg.index.path, seg.timeIndex.path].map((f) => fs.readFileSync(f));
-                  await Promise.all(keys.map((k, j) => op.write(k, bytes[j]!)));
-                }
-                return n;
-              },
+            async output() {
+              const e = await archiver.uploadSegment(seg);
+              const back = await op.read(objectDir + e.objects.log.key);
+              return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: e.objects.log.crc32c === logCrc };
             },
-            {
-              name: peer,
-              role: 'peer',
-              note: 'three concurrent Operator.write calls of the same bytes, already in memory; no check, no verification, no manifest',
-              async: true,
-              async run(n: number) {
-                for (let i = 0; i < n; i++) await Promise.all(keys.map((k, j) => op.write(k, files[j]!)));
-                return n;
-              },
-              async output() {
-                await Promise.all(keys.map((k, j) => op.write(k, files[j]!)));
-                const back = await op.read(keys[0]!);
-                return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: true };
-              },
-            },
-            {
-              name: bound,
-              role: 'peer',
-              note: 'the least any archiver that lists objects in a manifest written after them must do (no check, no verification): ' +
-                'the three files read with 2 MiB reads all at once on the threadpool, three concurrent Operator.write calls, then the manifest (temp object + rename where the service renames)',
-              async: true,
-              async run(n: number) {
-                for (let i = 0; i < n; i++) {
-                  await least.segment(segFiles, boundBufs, keys);
-                  await least.writeManifest('plain/manifest.json');
-                }
-                return n;
-              },
-              async output() {
-                await this.run(1);
-                const back = await op.read(keys[0]!);
-                return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: true };
-              },
-            },
-          ],
-          async teardown() {
-            await setupDone.store.close();
-            fs.rmSync(setupDone.dir, { recursive: true, force: true });
-            await svc.stop();
           },
-        };
-      } catch (err) {
-        if (built) { await built.store.close().catch(() => undefined); fs.rmSync(built.dir, { recursive: true, force: true }); }
-        await svc.stop();
-        throw err;
-      }
+          {
+            name: peerFile,
+            role: 'peer',
+            note: 'reads the three files (fs.readFileSync), then three concurrent Operator.write calls; no check, no verification, no manifest',
+            async: true,
+            async run(n: number) {
+              for (let i = 0; i < n; i++) {
+                const bytes = [seg.logPath, seg.index.path, seg.timeIndex.path].map((f) => fs.readFileSync(f));
+                await Promise.all(keys.map((k, j) => op.write(k, bytes[j]!)));
+              }
+              return n;
+            },
+          },
+          {
+            name: peer,
+            role: 'peer',
+            note: 'three concurrent Operator.write calls of the same bytes, already in memory; no check, no verification, no manifest',
+            async: true,
+            async run(n: number) {
+              for (let i = 0; i < n; i++) await Promise.all(keys.map((k, j) => op.write(k, files[j]!)));
+              return n;
+            },
+            async output() {
+              await Promise.all(keys.map((k, j) => op.write(k, files[j]!)));
+              const back = await op.read(keys[0]!);
+              return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: true };
+            },
+          },
+          {
+            name: bound,
+            role: 'peer',
+            note: 'the least any archiver that lists objects in a manifest written after them must do (no check, no verification): ' +
+              'the three files read with 2 MiB reads all at once on the threadpool, three concurrent Operator.write calls, then the manifest (temp object + rename where the service renames)',
+            async: true,
+            async run(n: number) {
+              for (let i = 0; i < n; i++) {
+                await least.segment(segFiles, boundBufs, keys);
+                await least.writeManifest('plain/manifest.json');
+              }
+              return n;
+            },
+            async output() {
+              await this.run(1);
+              const back = await op.read(keys[0]!);
+              return { size: back.length, crc: crcHex(crc.of(back)), manifestCrc: true };
+            },
+          },
+        ];
+      });
     },
   };
 }
@@ -232,15 +246,12 @@ function uploadPassCase(b: Backend): BenchCase {
       sediment: sed, peers: [seq, two, all], minRatio: 0.9,
     }],
     async setup(): Promise<CaseRun> {
-      const svc = await b.start();
-      let built: Awaited<ReturnType<typeof buildStore>> | null = null;
-      try {
-        built = await buildStore(svc.tier, PASS_SEGMENTS);
+      return tieredSetup(b, PASS_SEGMENTS, async (built, tier) => {
         const { store, p } = built;
         const segs = p.segments.slice(0, PASS_SEGMENTS);
         const archiver = store.tier!.archiver('ev', 0);
         const lanes = archiver.pipelineWindow;
-        const op = plainOperator(svc.tier);
+        const op = plainOperator(tier);
         const bytes = segs.map((seg) => [seg.logPath, seg.index.path, seg.timeIndex.path].map((f) => fs.readFileSync(f)));
         const keys = segs.map((_, i) => [`plain/${i}.log`, `plain/${i}.index`, `plain/${i}.timeindex`]);
         const writeSegment = (i: number) => Promise.all(keys[i]!.map((k, j) => op.write(k, bytes[i]![j]!)));
@@ -251,105 +262,93 @@ function uploadPassCase(b: Backend): BenchCase {
         const segFiles = segs.map((seg) => [seg.logPath, seg.index.path, seg.timeIndex.path]);
         const boundBufs = bytes.map((b) => b.map((x) => Buffer.alloc(x.length)));
         const peerOutput = async () => (await Promise.all(keys.map((k) => op.read(k[0]!)))).map((b) => ({ size: b.length, crc: crcHex(crc.of(b)), listed: true }));
-        const setupDone = built;
-        return {
-          contenders: [
-            {
-              name: sed,
-              role: 'sediment',
-              note: `PartitionArchiver.uploadSegments of ${PASS_SEGMENTS} segments: ${lanes} segments sending at once (the next one read, checked and sent while the previous one completes and is verified), ` +
-                'each as in the single-segment case (read once, checked in wasm, three objects at the same time, each stat-verified); ' +
-                'the manifest rewritten once per group of segments verified while the previous manifest write was in flight',
-              async: true,
-              async run(n: number) {
-                let got = 0;
-                for (let i = 0; i < n; i++) got += (await archiver.uploadSegments(segs)).length;
-                return got;
-              },
-              async output() {
-                const es = await archiver.uploadSegments(segs);
-                const back = await Promise.all(es.map((e) => op.read(objectDir + e.objects.log.key)));
-                return back.map((b, i) => ({ size: b.length, crc: crcHex(crc.of(b)), listed: es[i]!.objects.log.crc32c === crcHex(crc.of(bytes[i]![0]!)) }));
-              },
+        return [
+          {
+            name: sed,
+            role: 'sediment',
+            note: `PartitionArchiver.uploadSegments of ${PASS_SEGMENTS} segments: ${lanes} segments sending at once (the next one read, checked and sent while the previous one completes and is verified), ` +
+              'each as in the single-segment case (read once, checked in wasm, three objects at the same time, each stat-verified); ' +
+              'the manifest rewritten once per group of segments verified while the previous manifest write was in flight',
+            async: true,
+            async run(n: number) {
+              let got = 0;
+              for (let i = 0; i < n; i++) got += (await archiver.uploadSegments(segs)).length;
+              return got;
             },
-            {
-              name: seq,
-              role: 'peer',
-              note: 'per segment, its three objects with concurrent Operator.write calls (bytes already in memory), then the next segment; no check, no verification, no manifest',
-              async: true,
-              async run(n: number) {
-                for (let r = 0; r < n; r++) for (let i = 0; i < PASS_SEGMENTS; i++) await writeSegment(i);
-                return n;
-              },
-              async output() {
-                for (let i = 0; i < PASS_SEGMENTS; i++) await writeSegment(i);
-                return peerOutput();
-              },
+            async output() {
+              const es = await archiver.uploadSegments(segs);
+              const back = await Promise.all(es.map((e) => op.read(objectDir + e.objects.log.key)));
+              return back.map((b, i) => ({ size: b.length, crc: crcHex(crc.of(b)), listed: es[i]!.objects.log.crc32c === crcHex(crc.of(bytes[i]![0]!)) }));
             },
-            {
-              name: two,
-              role: 'peer',
-              note: `the same writes with ${lanes} segments in flight, as many as sediment sends at once on this service (a segment starts when one of those in flight is done)`,
-              async: true,
-              async run(n: number) {
-                for (let r = 0; r < n; r++) {
-                  let next = 0;
-                  const lane = async () => { while (next < PASS_SEGMENTS) await writeSegment(next++); };
-                  await Promise.all(Array.from({ length: lanes }, lane));
-                }
-                return n;
-              },
-              async output() {
-                await this.run(1);
-                return peerOutput();
-              },
-            },
-            {
-              name: all,
-              role: 'peer',
-              note: `all ${3 * PASS_SEGMENTS} Operator.write calls at once (Promise.all)`,
-              async: true,
-              async run(n: number) {
-                for (let r = 0; r < n; r++) await Promise.all(keys.map((_, i) => writeSegment(i)));
-                return n;
-              },
-              async output() {
-                await this.run(1);
-                return peerOutput();
-              },
-            },
-            {
-              name: bound,
-              role: 'peer',
-              note: `the least any archiver that lists objects in a manifest written after them must do (no check, no verification): ${lanes} segments at a time as sediment, ` +
-                'each with its three files read (2 MiB reads, all at once, on the threadpool) and written with concurrent Operator.write calls; one manifest write at the end',
-              async: true,
-              async run(n: number) {
-                for (let r = 0; r < n; r++) {
-                  let next = 0;
-                  const lane = async () => { while (next < PASS_SEGMENTS) { const i = next++; await least.segment(segFiles[i]!, boundBufs[i]!, keys[i]!); } };
-                  await Promise.all(Array.from({ length: lanes }, lane));
-                  await least.writeManifest('plain/manifest.json');
-                }
-                return n;
-              },
-              async output() {
-                await this.run(1);
-                return peerOutput();
-              },
-            },
-          ],
-          async teardown() {
-            await setupDone.store.close();
-            fs.rmSync(setupDone.dir, { recursive: true, force: true });
-            await svc.stop();
           },
-        };
-      } catch (err) {
-        if (built) { await built.store.close().catch(() => undefined); fs.rmSync(built.dir, { recursive: true, force: true }); }
-        await svc.stop();
-        throw err;
-      }
+          {
+            name: seq,
+            role: 'peer',
+            note: 'per segment, its three objects with concurrent Operator.write calls (bytes already in memory), then the next segment; no check, no verification, no manifest',
+            async: true,
+            async run(n: number) {
+              for (let r = 0; r < n; r++) for (let i = 0; i < PASS_SEGMENTS; i++) await writeSegment(i);
+              return n;
+            },
+            async output() {
+              for (let i = 0; i < PASS_SEGMENTS; i++) await writeSegment(i);
+              return peerOutput();
+            },
+          },
+          {
+            name: two,
+            role: 'peer',
+            note: `the same writes with ${lanes} segments in flight, as many as sediment sends at once on this service (a segment starts when one of those in flight is done)`,
+            async: true,
+            async run(n: number) {
+              for (let r = 0; r < n; r++) {
+                let next = 0;
+                const lane = async () => { while (next < PASS_SEGMENTS) await writeSegment(next++); };
+                await Promise.all(Array.from({ length: lanes }, lane));
+              }
+              return n;
+            },
+            async output() {
+              await this.run(1);
+              return peerOutput();
+            },
+          },
+          {
+            name: all,
+            role: 'peer',
+            note: `all ${3 * PASS_SEGMENTS} Operator.write calls at once (Promise.all)`,
+            async: true,
+            async run(n: number) {
+              for (let r = 0; r < n; r++) await Promise.all(keys.map((_, i) => writeSegment(i)));
+              return n;
+            },
+            async output() {
+              await this.run(1);
+              return peerOutput();
+            },
+          },
+          {
+            name: bound,
+            role: 'peer',
+            note: `the least any archiver that lists objects in a manifest written after them must do (no check, no verification): ${lanes} segments at a time as sediment, ` +
+              'each with its three files read (2 MiB reads, all at once, on the threadpool) and written with concurrent Operator.write calls; one manifest write at the end',
+            async: true,
+            async run(n: number) {
+              for (let r = 0; r < n; r++) {
+                let next = 0;
+                const lane = async () => { while (next < PASS_SEGMENTS) { const i = next++; await least.segment(segFiles[i]!, boundBufs[i]!, keys[i]!); } };
+                await Promise.all(Array.from({ length: lanes }, lane));
+                await least.writeManifest('plain/manifest.json');
+              }
+              return n;
+            },
+            async output() {
+              await this.run(1);
+              return peerOutput();
+            },
+          },
+        ];
+      });
     },
   };
 }
@@ -367,10 +366,7 @@ function readCase(b: Backend): BenchCase {
       { label: 'remote read of the records (decoded, through Partition.read) ≥ 0.9× plain OpenDAL read of the same bytes', sediment: sed, peers: [peer], minRatio: 0.9 },
     ],
     async setup(): Promise<CaseRun> {
-      const svc = await b.start();
-      let built: Awaited<ReturnType<typeof buildStore>> | null = null;
-      try {
-        built = await buildStore(svc.tier);
+      return tieredSetup(b, 2, async (built, tierConfig) => {
         const { store, p } = built;
         await store.tier!.archiveNow();
         while (p.segments.length > 1) p.deleteOldestSegment(); // everything below the active segment is now remote
@@ -379,75 +375,63 @@ function readCase(b: Backend): BenchCase {
         const entry = archiver.currentManifest().segments[0]!;
         const key = tier.layout.partitionDir('ev', 0) + entry.objects.log.key;
         const records = entry.nextOffset - entry.baseOffset;
-        const op = plainOperator(svc.tier);
-        const setupDone = built;
-        return {
-          contenders: [
-            {
-              name: sed,
-              role: 'sediment',
-              note: 'every record of the segment through the public per-record iterator: one streamed GET of the .log (pieces of >= 256 KiB handed over as they arrive), copy into wasm, batch CRC-32C checks, one owned view per batch, a record object per record; chunk cache cleared first',
-              async: true,
-              async run(n: number) {
-                let got = 0;
-                for (let i = 0; i < n; i++) {
-                  tier.cache.clear();
-                  for await (const r of p.read({ offset: entry.baseOffset }, { maxRecords: records })) got += r.value!.length;
-                }
-                return got;
-              },
+        const op = plainOperator(tierConfig);
+        return [
+          {
+            name: sed,
+            role: 'sediment',
+            note: 'every record of the segment through the public per-record iterator: one streamed GET of the .log (pieces of >= 256 KiB handed over as they arrive), copy into wasm, batch CRC-32C checks, one owned view per batch, a record object per record; chunk cache cleared first',
+            async: true,
+            async run(n: number) {
+              let got = 0;
+              for (let i = 0; i < n; i++) {
+                tier.cache.clear();
+                for await (const r of p.read({ offset: entry.baseOffset }, { maxRecords: records })) got += r.value!.length;
+              }
+              return got;
             },
-            {
-              name: views,
-              role: 'sediment',
-              note: 'the same read through Partition.readViews: one owned view per batch, the values read from the views (valueLengthAt), no object per record',
-              async: true,
-              async run(n: number) {
-                let got = 0;
-                for (let i = 0; i < n; i++) {
-                  tier.cache.clear();
-                  for await (const v of p.readViews({ offset: entry.baseOffset }, { maxRecords: records })) for (let j = 0; j < v.count; j++) got += v.valueLengthAt(j);
-                }
-                return got;
-              },
-            },
-            {
-              name: scan,
-              role: 'sediment',
-              note: 'the same streamed GET and batch CRC-32C checks, records not decoded (verifyRange)',
-              async: true,
-              async run(n: number) {
-                let got = 0;
-                for (let i = 0; i < n; i++) {
-                  tier.cache.clear();
-                  got += (await archiver.reader.verifyRange(entry.baseOffset, entry.nextOffset)).bytes;
-                }
-                return got;
-              },
-            },
-            {
-              name: peer,
-              role: 'peer',
-              note: 'one Operator.read of the whole .log object into a Buffer; no CRC check, no decoding',
-              async: true,
-              async run(n: number) {
-                let got = 0;
-                for (let i = 0; i < n; i++) got += (await op.read(key)).length;
-                return got;
-              },
-            },
-          ],
-          async teardown() {
-            await setupDone.store.close();
-            fs.rmSync(setupDone.dir, { recursive: true, force: true });
-            await svc.stop();
           },
-        };
-      } catch (err) {
-        if (built) { await built.store.close().catch(() => undefined); fs.rmSync(built.dir, { recursive: true, force: true }); }
-        await svc.stop();
-        throw err;
-      }
+          {
+            name: views,
+            role: 'sediment',
+            note: 'the same read through Partition.readViews: one owned view per batch, the values read from the views (valueLengthAt), no object per record',
+            async: true,
+            async run(n: number) {
+              let got = 0;
+              for (let i = 0; i < n; i++) {
+                tier.cache.clear();
+                for await (const v of p.readViews({ offset: entry.baseOffset }, { maxRecords: records })) for (let j = 0; j < v.count; j++) got += v.valueLengthAt(j);
+              }
+              return got;
+            },
+          },
+          {
+            name: scan,
+            role: 'sediment',
+            note: 'the same streamed GET and batch CRC-32C checks, records not decoded (verifyRange)',
+            async: true,
+            async run(n: number) {
+              let got = 0;
+              for (let i = 0; i < n; i++) {
+                tier.cache.clear();
+                got += (await archiver.reader.verifyRange(entry.baseOffset, entry.nextOffset)).bytes;
+              }
+              return got;
+            },
+          },
+          {
+            name: peer,
+            role: 'peer',
+            note: 'one Operator.read of the whole .log object into a Buffer; no CRC check, no decoding',
+            async: true,
+            async run(n: number) {
+              let got = 0;
+              for (let i = 0; i < n; i++) got += (await op.read(key)).length;
+              return got;
+            },
+          },
+        ];
+      });
     },
   };
 }
