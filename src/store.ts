@@ -243,8 +243,13 @@ export class Store {
     if (this.closed) throw new ClosedError(`store ${this.dir}`);
   }
 
-  /** Creates a topic with `partitions` partitions (default 1). */
-  async createTopic(name: string, opts: { partitions?: number; config?: Partial<TopicConfig> } = {}): Promise<Topic> {
+  /**
+   * Creates a topic with `partitions` partitions (default 1).
+   * @internal opts.beforeOpen runs once the topic is recorded and before its
+   * partitions open (restore moves their directories into place there: a
+   * directory in place is never adopted with the default config).
+   */
+  async createTopic(name: string, opts: { partitions?: number; config?: Partial<TopicConfig>; beforeOpen?: () => Promise<void> } = {}): Promise<Topic> {
     this.check();
     if (this.readOnly) throw new ReadOnlyError(`store ${this.dir}`);
     validateTopicName(name);
@@ -255,6 +260,7 @@ export class Store {
     resolveTopicConfig({ ...(this.opts.defaultTopicConfig ?? {}), ...config });
     this.meta.topics[name] = { partitions: n, config };
     await this.saveMetadata();
+    await opts.beforeOpen?.();
     return this.openTopic(name, this.meta.topics[name]!);
   }
 

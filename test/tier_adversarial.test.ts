@@ -3,10 +3,14 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
 import { Store } from '../src/store.js';
+import { StorageError } from '../src/errors.js';
+import { TierConfig } from '../src/tier/tier_config.js';
 import { parseManifest, Manifest } from '../src/tier/manifest.js';
+import { FaultyStorage } from './helpers/faulty_storage.js';
 import {
-  tmp, cleanup, memoryTier, forgetMemoryTier, smallTopic, recentRecords, openTiered, appendAll, readPlain,
+  tmp, cleanup, memoryTier, forgetMemoryTier, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord,
 } from './helpers/tier_util.js';
 
 after(cleanup);
@@ -50,3 +54,82 @@ test('remote retention by size counts the segments still held locally: it drops 
     forgetMemoryTier(tier);
   }
 });
+
+test('a restore cut off between moving a partition into place and recording its topic loses nothing: the re-run completes with the archived config', async () => {
+  const tier = memoryTier();
+  const dir = tmp();
+  // Old records and no retention: the archived config keeps them; the default (7 days) would not.
+  const old = makeRecords(300, 72, { t0: Date.now() - 30 * 24 * 3_600_000 });
+  const config = smallTopic();
+  const { store, p } = await openTiered(dir, tier, config);
+  let before: Manifest;
+  try {
+    await appendAll(p, old);
+    await store.tier!.archiveNow({ roll: true });
+    before = await remoteManifest(store);
+    assert.ok(before.segments.length >= 3);
+  } finally {
+    await store.close();
+  }
+  const expected = (await readAll(tier)).records;
+  // The store's metadata write fails once during the restore (a crash there).
+  const target = tmp();
+  const faulty = new FaultyStorage();
+  faulty.failOn({ op: 'rename', path: /sediment\.json\.tmp$/ });
+  await assert.rejects(Store.restore(target, tier, { storeOptions: { storage: faulty, retentionCheckMs: -1 } }), StorageError);
+  // Reopened as it is, with archiving: nothing of the archive may go.
+  const reopened = await Store.open(target, { retentionCheckMs: -1, tier });
+  try {
+    await reopened.tier!.archiveNow().catch(() => undefined);
+    reopened.enforceRetention();
+    const now = parseManifest(await reopened.tier!.objects.read(reopened.tier!.layout.manifestKey('ev', 0)), 'manifest');
+    assert.deepEqual(now.segments, before.segments, 'the archive is untouched');
+  } finally {
+    await reopened.close();
+  }
+  // The re-run completes: the same records and offsets, the archived config.
+  const r = await Store.restore(target, tier, { storeOptions: { retentionCheckMs: -1 } });
+  try {
+    const rp = r.partition('ev', 0);
+    assert.equal(rp.config.retentionMs, -1);
+    assert.equal(rp.config.segmentBytes, config.segmentBytes);
+    assert.deepEqual(await readPlain(rp, { offset: 0 }), expected);
+  } finally {
+    await r.close();
+    forgetMemoryTier(tier);
+  }
+});
+
+test('a restore cut off after recording its topic, before moving the partition in: the archive is untouched and the re-run completes', async () => {
+  const tier = memoryTier();
+  const { store, p } = await openTiered(tmp(), tier);
+  try {
+    await appendAll(p, recentRecords(300, 73));
+    await store.tier!.archiveNow({ roll: true });
+  } finally {
+    await store.close();
+  }
+  const expected = (await readAll(tier)).records;
+  const target = tmp();
+  const faulty = new FaultyStorage();
+  // The move of the staged partition into place fails.
+  faulty.failOn({ op: 'rename', path: (f: string) => f.includes(`${path.sep}.restore${path.sep}ev-0`) });
+  await assert.rejects(Store.restore(target, tier, { storeOptions: { storage: faulty, retentionCheckMs: -1 } }), StorageError);
+  const r = await Store.restore(target, tier, { storeOptions: { retentionCheckMs: -1 } });
+  try {
+    assert.deepEqual(await readPlain(r.partition('ev', 0), { offset: 0 }), expected);
+  } finally {
+    await r.close();
+    forgetMemoryTier(tier);
+  }
+});
+
+/** Every record of topic ev partition 0, restored from the archive into a scratch directory. */
+async function readAll(tier: TierConfig): Promise<{ records: PlainRecord[] }> {
+  const r = await Store.restore(tmp(), tier, { storeOptions: { retentionCheckMs: -1 } });
+  try {
+    return { records: await readPlain(r.partition('ev', 0), { offset: 0 }) };
+  } finally {
+    await r.close();
+  }
+}

@@ -132,7 +132,14 @@ export async function restoreStore(dir: string, tier: TierConfig, opts: RestoreO
 
     // 2. The store, with the tier attached (archivers join each topic as it is created).
     store = await Store.open(dir, { ...storeOpts, tier });
-    for (const t of plan) if (store.hasTopic(t.name)) throw new TopicExistsError(t.name);
+    for (const t of plan) {
+      if (!store.hasTopic(t.name)) continue;
+      // A topic recorded by a restore cut off before it moved the partitions
+      // in holds nothing (its partitions were created empty): restored anew.
+      // Any other existing topic is refused.
+      if (!store.topic(t.name).partitions.every((p) => p.logEndOffset === 0 && p.sizeBytes === 0)) throw new TopicExistsError(t.name);
+    }
+    for (const t of plan) if (store.hasTopic(t.name)) await store.deleteTopic(t.name);
     const staging = path.join(store.dir, STAGING_DIR);
     storage.removeDir(staging);
 
@@ -192,9 +199,18 @@ export async function restoreStore(dir: string, tier: TierConfig, opts: RestoreO
         await writeWhole(storage, path.join(pdir, CLEAN_SHUTDOWN_FILE), new Uint8Array(0));
         await storage.syncDir(pdir);
       }
-      for (let id = 0; id < t.partitions; id++) storage.rename(path.join(staging, `${t.name}-${id}`), path.join(store.dir, `${t.name}-${id}`));
-      await storage.syncDir(store.dir);
-      await store.createTopic(t.name, { partitions: t.partitions, config: t.config });
+      // The topic is recorded (with its archived config) before its partitions
+      // move into place: a directory in place without its topic recorded
+      // would be adopted on the next open with the default config (e.g. a
+      // 7-day retention that remote retention then applies to the archive).
+      await store.createTopic(t.name, {
+        partitions: t.partitions,
+        config: t.config,
+        beforeOpen: async () => {
+          for (let id = 0; id < t.partitions; id++) storage.rename(path.join(staging, `${t.name}-${id}`), path.join(store!.dir, `${t.name}-${id}`));
+          await storage.syncDir(store!.dir);
+        },
+      });
     }
     storage.removeDir(staging);
     return store;
