@@ -245,9 +245,10 @@ export class Store {
 
   /**
    * Creates a topic with `partitions` partitions (default 1).
-   * @internal opts.beforeOpen runs once the topic is recorded and before its
-   * partitions open (restore moves their directories into place there: a
-   * directory in place is never adopted with the default config).
+   * opts.beforeOpen (internal: Store.restore) runs once the topic is
+   * recorded and before its partitions open; restore moves their directories
+   * into place there, so a directory in place is never adopted with the
+   * default config.
    */
   async createTopic(name: string, opts: { partitions?: number; config?: Partial<TopicConfig>; beforeOpen?: () => Promise<void> } = {}): Promise<Topic> {
     this.check();
