@@ -3,9 +3,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../src/store.js';
-import { StorageError } from '../src/errors.js';
+import { StorageError, TierConflictError } from '../src/errors.js';
 import { TierConfig } from '../src/tier/tier_config.js';
 import { parseManifest, Manifest } from '../src/tier/manifest.js';
 import { FaultyStorage } from './helpers/faulty_storage.js';
@@ -133,3 +134,44 @@ async function readAll(tier: TierConfig): Promise<{ records: PlainRecord[] }> {
     await r.close();
   }
 }
+
+test('a wiped local directory rewritten with other records of the same sizes is a conflict: nothing evicted, the local records read back', async () => {
+  const tier = memoryTier({ localRetentionBytes: 0 });
+  const dir = tmp();
+  const ts = Date.now() - 60_000;
+  // Same sizes, offsets and timestamps; different bytes.
+  const records = (fill: string) => Array.from({ length: 300 }, (_, i) => ({ key: `k${i % 10}`, value: fill.repeat(120), timestamp: ts + i }));
+  let { store, p } = await openTiered(dir, tier);
+  try {
+    await appendAll(p, records('a'));
+    await store.tier!.archiveNow({ roll: true });
+  } finally {
+    await store.close();
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  const plainStore = await Store.open(dir, { retentionCheckMs: -1 });
+  try {
+    await plainStore.createTopic('ev', { config: smallTopic() });
+    const q = plainStore.partition('ev', 0);
+    await appendAll(q, records('b'));
+    q.roll();
+    await q.flush();
+  } finally {
+    await plainStore.close();
+  }
+  ({ store, p } = await openTiered(dir, tier));
+  try {
+    const expected = await readPlain(p, { offset: 0 });
+    assert.equal(expected.length, 300);
+    await assert.rejects(store.tier!.archiveNow(), TierConflictError);
+    const st = store.tier!.status().partitions[0]!;
+    assert.equal(st.state, 'conflict');
+    assert.equal(st.evictedSegments, 0);
+    assert.equal(p.localLogStartOffset, 0, 'nothing evicted');
+    assert.equal(p.enforceRetention(), 0);
+    assert.deepEqual(await readPlain(p, { offset: 0 }), expected);
+  } finally {
+    await store.close();
+    forgetMemoryTier(tier);
+  }
+});

@@ -331,9 +331,19 @@ export class PartitionArchiver {
   private failures = 0;
   private lastError: PartitionTierStatus['lastError'] = null;
   private conflict: string | null = null;
+  /** A local segment whose bytes differ from its archived object (found by checkLocalCopy): a conflict for good. */
+  private contentConflict: string | null = null;
   /** Bytes of closed, non-empty local segments not yet archived (kept current for the append guard). */
   private pendingClosedBytes = 0;
   private readonly counters = { uploadedSegments: 0, uploadedBytes: 0, evictedSegments: 0, remoteDeletedSegments: 0, interruptedUploads: 0, lastUploadAt: null as number | null };
+  /**
+   * Base offsets of local segments whose bytes this process knows to be the
+   * archived object's (it uploaded them, or compared their CRC-32C). Any
+   * other manifest entry (a manifest written before a reopen, or by another
+   * writer) is checked against the local file before its local copy is
+   * evicted: equal sizes and offsets do not make equal records.
+   */
+  private readonly matched = new Set<number>();
   private readonly previousOnRoll: ((seg: LogSegment) => void) | null;
   private readonly maxBatchBytes: number;
   private progress: UploadProgress | null = null;
@@ -579,7 +589,8 @@ export class PartitionArchiver {
         problem = `local segment ${seg.baseOffset} (${seg.size} bytes, next offset ${seg.nextOffset}) differs from the archived one (${e.objects.log.size} bytes, next offset ${e.nextOffset})`;
       }
     }
-    this.conflict = problem;
+    this.conflict = problem ?? this.contentConflict;
+    problem = this.conflict;
     if (problem) {
       this.state = 'conflict';
       this.lastError = { code: 'ERR_TIER_CONFLICT', message: problem, at: Date.now() };
@@ -729,6 +740,7 @@ export class PartitionArchiver {
     segments.sort((a, b) => a.baseOffset - b.baseOffset);
     await this.writeManifest({ ...m, segments, logStartOffset: segments[0]!.baseOffset });
     for (const e of group) {
+      this.matched.add(e.baseOffset);
       this.counters.uploadedSegments++;
       this.counters.uploadedBytes += e.objects.log.size + e.objects.index.size + e.objects.timeindex.size;
     }
@@ -973,10 +985,51 @@ export class PartitionArchiver {
       const bySize = cfg.localRetentionBytes >= 0 && total - seg.size >= cfg.localRetentionBytes;
       const byTime = cfg.localRetentionMs >= 0 && maxTs >= 0 && maxTs < now - cfg.localRetentionMs;
       if (!bySize && !byTime && seg.size > 0) break;
+      if (e && seg.size > 0 && !this.matched.has(seg.baseOffset)) {
+        await this.checkLocalCopy(seg, e);
+        // The partition may have changed during the check: look again.
+        total = p.sizeBytes;
+        continue;
+      }
       p.deleteOldestSegment();
       total -= seg.size;
       this.counters.evictedSegments++;
     }
+  }
+
+  /**
+   * Compares a local segment's bytes with its manifest entry (CRC-32C of the
+   * whole file): notes it as matched when equal; otherwise the local log and
+   * the archive disagree (e.g. a wiped directory written again with records
+   * of the same sizes): tiering stops for the partition with
+   * TierConflictError and nothing is evicted.
+   */
+  private async checkLocalCopy(seg: LogSegment, e: ManifestSegment): Promise<void> {
+    const size = seg.size;
+    const lease = uploadBuffers.take(Math.min(size, uploadTuning.streamChunkBytes));
+    let crc = 0;
+    try {
+      const h = this.d.storage.open(seg.logPath, 'read');
+      try {
+        for (let pos = 0; pos < size; pos += lease.buf.length) {
+          const chunk = lease.buf.subarray(0, Math.min(lease.buf.length, size - pos));
+          await readExactlyParallel(h, chunk, pos, seg.logPath, uploadTuning.readPieceBytes);
+          crc = this.d.crc.of(chunk, crc);
+        }
+      } finally {
+        h.close();
+      }
+    } finally {
+      lease.release();
+    }
+    if (crcHex(crc) === e.objects.log.crc32c && size === e.objects.log.size) {
+      this.matched.add(seg.baseOffset);
+      return;
+    }
+    const problem = `local segment ${seg.baseOffset} (${size} bytes, CRC-32C ${crcHex(crc)}) differs from the archived one (${e.objects.log.size} bytes, CRC-32C ${e.objects.log.crc32c}): restore the partition (sediment tier restore) instead of reusing the archive`;
+    this.contentConflict = problem;
+    this.checkConflict();
+    throw new TierConflictError(problem);
   }
 
   /** Applies the topic's retention to the archive: manifest first, then the objects. */
