@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../src/store.js';
-import { StorageError, TierConflictError } from '../src/errors.js';
+import { ObjectStoreUnavailableError, StorageError, TierConflictError } from '../src/errors.js';
 import { TierConfig } from '../src/tier/tier_config.js';
 import { parseManifest, Manifest } from '../src/tier/manifest.js';
 import { FaultyStorage } from './helpers/faulty_storage.js';
@@ -170,6 +170,71 @@ test('a wiped local directory rewritten with other records of the same sizes is 
     assert.equal(p.localLogStartOffset, 0, 'nothing evicted');
     assert.equal(p.enforceRetention(), 0);
     assert.deepEqual(await readPlain(p, { offset: 0 }), expected);
+  } finally {
+    await store.close();
+    forgetMemoryTier(tier);
+  }
+});
+
+test('two stores archiving one partition (a restored copy started while the original runs): the second to write is stopped with TierConflictError; the first keeps reading its own records', async () => {
+  const tier = memoryTier({ autoArchive: false });
+  const ts = Date.now() - 60_000;
+  const records = (fill: string, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${(from + i) % 10}`, value: fill.repeat(120), timestamp: ts + from + i }));
+  const a = await openTiered(tmp(), { ...tier, localRetentionBytes: 0 });
+  const restored = await (async () => {
+    await appendAll(a.p, records('a', 0, 200));
+    await a.store.tier!.archiveNow({ roll: true });
+    return Store.restore(tmp(), tier, { storeOptions: { retentionCheckMs: -1 } });
+  })();
+  try {
+    await restored.tier!.refresh();
+    const b = restored.partition('ev', 0);
+    assert.equal(b.logEndOffset, 200);
+    // Both go on from offset 200 with their own records, the original first.
+    await appendAll(a.p, records('a', 200, 100));
+    await a.store.tier!.archiveNow({ roll: true });
+    await appendAll(b, records('b', 200, 100));
+    await assert.rejects(restored.tier!.archiveNow({ roll: true }), TierConflictError);
+    assert.equal(restored.tier!.status().partitions[0]!.state, 'conflict');
+    // The original's archive is intact: its records, read back from the object store.
+    assert.ok(a.p.localLogStartOffset >= 300, 'the original evicted its archived segments');
+    const got = await readPlain(a.p, { offset: 0 }, { maxRecords: 300 });
+    assert.equal(got.length, 300);
+    for (const [i, r] of got.entries()) assert.equal(Buffer.from(r.value!, 'hex').toString()[0], 'a', `record ${i}`);
+    // The restored copy keeps its own records locally.
+    const mine = await readPlain(b, { offset: 200 });
+    assert.equal(mine.length, 100);
+    for (const r of mine) assert.equal(Buffer.from(r.value!, 'hex').toString()[0], 'b');
+  } finally {
+    await restored.close();
+    await a.store.close();
+    forgetMemoryTier(tier);
+  }
+});
+
+test('a manifest write that fails after reaching the store is no conflict: the next pass adopts it and goes on', async () => {
+  const tier = memoryTier({ autoArchive: false });
+  const { store, p } = await openTiered(tmp(), tier);
+  try {
+    await appendAll(p, recentRecords(200, 74));
+    await store.tier!.archiveNow({ roll: true });
+    await appendAll(p, recentRecords(200, 75));
+    const objects = store.tier!.objects;
+    const writeAtomic = objects.writeAtomic.bind(objects);
+    let failed = 0;
+    objects.writeAtomic = async (key: string, data: Buffer) => {
+      await writeAtomic(key, data);
+      if (failed++ === 0) throw new ObjectStoreUnavailableError('writeAtomic', key, 1, 0, { cause: new Error('timed out after the write') });
+    };
+    await assert.rejects(store.tier!.archiveNow({ roll: true }), ObjectStoreUnavailableError);
+    await appendAll(p, recentRecords(100, 76));
+    await store.tier!.archiveNow({ roll: true });
+    const st = store.tier!.status().partitions[0]!;
+    assert.equal(st.state, 'idle');
+    assert.equal(st.archivedUpTo, p.logEndOffset);
+    const m = await remoteManifest(store);
+    assert.equal(m.version, st.manifestVersion);
+    assert.equal(m.segments[m.segments.length - 1]!.nextOffset, p.logEndOffset);
   } finally {
     await store.close();
     forgetMemoryTier(tier);

@@ -331,8 +331,10 @@ export class PartitionArchiver {
   private failures = 0;
   private lastError: PartitionTierStatus['lastError'] = null;
   private conflict: string | null = null;
-  /** A local segment whose bytes differ from its archived object (found by checkLocalCopy): a conflict for good. */
-  private contentConflict: string | null = null;
+  /** A conflict found by checkLocalCopy or checkRemoteManifest: lasts as long as this archiver. */
+  private lastingConflict: string | null = null;
+  /** The manifest of the last write that failed (it may have reached the store nonetheless). */
+  private attempted: Manifest | null = null;
   /** Bytes of closed, non-empty local segments not yet archived (kept current for the append guard). */
   private pendingClosedBytes = 0;
   private readonly counters = { uploadedSegments: 0, uploadedBytes: 0, evictedSegments: 0, remoteDeletedSegments: 0, interruptedUploads: 0, lastUploadAt: null as number | null };
@@ -531,6 +533,7 @@ export class PartitionArchiver {
 
   private async cycle(): Promise<void> {
     if (!this.confirmed) await this.loadRemoteManifest();
+    else if (!this.conflict) await this.checkRemoteManifest();
     if (this.conflict) throw new TierConflictError(this.conflict);
     await this.d.beforeUpload?.();
     await this.uploadPending();
@@ -574,6 +577,39 @@ export class PartitionArchiver {
     return m;
   }
 
+  /**
+   * Before a pass of a confirmed archiver: the archive's manifest must still
+   * be the one this archiver wrote last. Another writer on the partition (a
+   * restored copy started while the original runs, a second store on the
+   * bucket) would otherwise have its objects overwritten under the same keys,
+   * or overwrite ours, and readers would get the other log's records: the
+   * partition stops with TierConflictError instead. A manifest write that
+   * failed here but reached the store is recognised and adopted. (Writes of
+   * two writers racing within one pass are not detected: this binding offers
+   * no conditional PUT.)
+   */
+  private async checkRemoteManifest(): Promise<void> {
+    const key = this.dir + MANIFEST_NAME;
+    let remote: Manifest | null = null;
+    try {
+      remote = parseManifest(await this.d.store.read(key), key, { topic: this.p.topic, partition: this.p.id });
+    } catch (err) {
+      if (!(err instanceof ObjectStoreError && err.kind === 'NotFound')) throw err;
+    }
+    const mine = this.manifest;
+    const same = (a: Manifest, b: Manifest) => a.version === b.version && a.updatedAt === b.updatedAt;
+    if (remote === null ? mine.version === 0 : same(remote, mine)) return;
+    if (remote && this.attempted && same(remote, this.attempted)) {
+      this.manifest = remote;
+      this.attempted = null;
+      await this.saveLocalManifest();
+      return;
+    }
+    const seen = remote ? `version ${remote.version} written at ${remote.updatedAt}` : 'no manifest';
+    this.lastingConflict = `the archive's manifest changed under this store (${seen}; this store wrote version ${mine.version} at ${mine.updatedAt}): another writer archives this partition (a restored copy still running, a second store on the bucket?) (${key})`;
+    this.checkConflict();
+  }
+
   /** The local log must continue the archive: same segments where both hold them, and no rewind. */
   private checkConflict(): void {
     const m = this.manifest;
@@ -589,7 +625,7 @@ export class PartitionArchiver {
         problem = `local segment ${seg.baseOffset} (${seg.size} bytes, next offset ${seg.nextOffset}) differs from the archived one (${e.objects.log.size} bytes, next offset ${e.nextOffset})`;
       }
     }
-    this.conflict = problem ?? this.contentConflict;
+    this.conflict = problem ?? this.lastingConflict;
     problem = this.conflict;
     if (problem) {
       this.state = 'conflict';
@@ -965,9 +1001,12 @@ export class PartitionArchiver {
 
   private async writeManifest(next: Omit<Manifest, 'version' | 'updatedAt'>): Promise<void> {
     const m: Manifest = { ...next, version: this.manifest.version + 1, updatedAt: Date.now() };
+    // A write that fails may still reach the store: the next pass recognises it (checkRemoteManifest).
+    this.attempted = m;
     // Never seen half-written, even where the service writes files in place.
     await this.d.store.writeAtomic(this.dir + MANIFEST_NAME, serializeManifest(m));
     this.manifest = m;
+    this.attempted = null;
     await this.saveLocalManifest();
   }
 
@@ -1027,7 +1066,7 @@ export class PartitionArchiver {
       return;
     }
     const problem = `local segment ${seg.baseOffset} (${size} bytes, CRC-32C ${crcHex(crc)}) differs from the archived one (${e.objects.log.size} bytes, CRC-32C ${e.objects.log.crc32c}): restore the partition (sediment tier restore) instead of reusing the archive`;
-    this.contentConflict = problem;
+    this.lastingConflict = problem;
     this.checkConflict();
     throw new TierConflictError(problem);
   }
