@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../src/store.js';
-import { ObjectStoreUnavailableError, StorageError, TierConflictError } from '../src/errors.js';
+import { ObjectStoreUnavailableError, SedimentError, StorageError, TierConflictError } from '../src/errors.js';
 import { TierConfig } from '../src/tier/tier_config.js';
 import { parseManifest, Manifest } from '../src/tier/manifest.js';
 import { FaultyStorage } from './helpers/faulty_storage.js';
 import {
-  tmp, cleanup, memoryTier, forgetMemoryTier, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord,
+  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, plain, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord,
 } from './helpers/tier_util.js';
 
 after(cleanup);
@@ -238,5 +238,44 @@ test('a manifest write that fails after reaching the store is no conflict: the n
   } finally {
     await store.close();
     forgetMemoryTier(tier);
+  }
+});
+
+test('remote retention deleting the objects under a remote read: the reader gets the right records or a typed error, never wrong ones, and never hangs', async () => {
+  for (const [service, make] of [['memory', memoryTier], ['fs', fsTier]] as const) {
+    for (const chunkBytes of [4096, 1 << 20]) {
+      for (const at of [1, 40, 150]) {
+        const tier = make({ localRetentionBytes: 0, autoArchive: false, chunkBytes, prefetchChunks: 1, cacheBytes: 64 * 1024 });
+        const { store, p } = await openTiered(tmp(), tier, smallTopic({ segmentBytes: 16 * 1024 }));
+        try {
+          await appendAll(p, recentRecords(600, 77 + at));
+          await store.tier!.archiveNow({ roll: true });
+          const expected = await readPlain(p, { offset: 0 });
+          assert.ok(p.localLogStartOffset === p.logEndOffset, 'everything is archived and evicted');
+          const got: PlainRecord[] = [];
+          let error: unknown = null;
+          try {
+            for await (const r of p.read({ offset: 0 })) {
+              got.push(plain(r));
+              if (got.length === at) {
+                // The topic's retention now drops every archived segment: manifest first, then the objects.
+                p.config = { ...p.config, retentionBytes: 0 };
+                await store.tier!.archiveNow();
+                assert.equal((await remoteManifest(store)).segments.length, 0);
+              }
+            }
+          } catch (err) {
+            error = err;
+          }
+          const where = `${service}, chunk ${chunkBytes}, after ${at}`;
+          assert.deepEqual(got, expected.slice(0, got.length), `${where}: a prefix of the records`);
+          if (error !== null) assert.ok(error instanceof SedimentError, `${where}: typed error, got ${String(error)}`);
+          else assert.equal(got.length, expected.length, `${where}: all records`);
+        } finally {
+          await store.close();
+          forgetMemoryTier(tier);
+        }
+      }
+    }
   }
 });
