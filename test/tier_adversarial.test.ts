@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../src/store.js';
-import { ObjectStoreUnavailableError, SedimentError, StorageError, TierConflictError } from '../src/errors.js';
+import { CorruptionError, ObjectStoreUnavailableError, SedimentError, StorageError, TierConflictError } from '../src/errors.js';
 import { TierConfig } from '../src/tier/tier_config.js';
 import { parseManifest, Manifest } from '../src/tier/manifest.js';
 import { FaultyStorage } from './helpers/faulty_storage.js';
@@ -271,6 +271,62 @@ test('remote retention deleting the objects under a remote read: the reader gets
           assert.deepEqual(got, expected.slice(0, got.length), `${where}: a prefix of the records`);
           if (error !== null) assert.ok(error instanceof SedimentError, `${where}: typed error, got ${String(error)}`);
           else assert.equal(got.length, expected.length, `${where}: all records`);
+        } finally {
+          await store.close();
+          forgetMemoryTier(tier);
+        }
+      }
+    }
+  }
+});
+
+test('an archived log object shorter or longer than its manifest entry: CorruptionError for every kind of read, never a plain Error or extra records', async () => {
+  for (const [service, make] of [['memory', memoryTier], ['fs', fsTier], ['memory, ranges clipped as S3 does', memoryTier]] as const) {
+    for (const chunkBytes of [4096, 1 << 20]) {
+      for (const change of ['cut mid-batch', 'cut to a batch end', 'cut to nothing', 'grown']) {
+        const tier = make({ localRetentionBytes: 0, autoArchive: false, chunkBytes });
+        const { store, p } = await openTiered(tmp(), tier);
+        try {
+          await appendAll(p, recentRecords(300, 78));
+          await store.tier!.archiveNow({ roll: true });
+          const expected = await readPlain(p, { offset: 0 });
+          const m = await remoteManifest(store);
+          const seg = m.segments[1]!;
+          const key = store.tier!.layout.partitionDir('ev', 0) + seg.objects.log.key;
+          const bytes = Buffer.from(await store.tier!.objects.read(key));
+          // A cut at a batch boundary: the first batch's length field (bytes 8..11) gives its end.
+          const firstBatchEnd = 12 + bytes.readInt32BE(8);
+          const replaced = change === 'cut mid-batch' ? bytes.subarray(0, bytes.length - 5)
+            : change === 'cut to a batch end' ? bytes.subarray(0, firstBatchEnd)
+              : change === 'cut to nothing' ? bytes.subarray(0, 0)
+                : Buffer.concat([bytes, bytes.subarray(0, firstBatchEnd)]);
+          await store.tier!.objects.write(key, Buffer.from(replaced));
+          store.tier!.cache.clear();
+          if (service.includes('S3')) {
+            // S3 answers a range running past the object's end with the bytes there are (206), not an error.
+            const objects = store.tier!.objects;
+            const read = objects.read.bind(objects);
+            objects.read = async (k: string, range?: { offset: number; size: number }) => {
+              if (!range) return read(k);
+              const size = (await objects.stat(k))?.size ?? 0;
+              const n = Math.min(range.size, size - range.offset);
+              return n > 0 ? read(k, { offset: range.offset, size: n }) : Buffer.alloc(0);
+            };
+          }
+          const where = `${service}, chunk ${chunkBytes}, ${change}`;
+          for (const [from, opts] of [[0, {}], [seg.baseOffset, {}], [seg.baseOffset + 3, { maxRecords: 5 }], [seg.nextOffset - 1, {}]] as const) {
+            const got: PlainRecord[] = [];
+            let error: unknown = null;
+            try {
+              for await (const r of p.read({ offset: from }, opts)) got.push(plain(r));
+            } catch (err) {
+              error = err;
+            }
+            assert.deepEqual(got, expected.slice(from, from + got.length), `${where}, from ${from}: right records`);
+            if (change === 'grown') assert.equal(error, null, `${where}: bytes past the manifest's size are never read`);
+            else if (error !== null) assert.ok(error instanceof CorruptionError, `${where}, from ${from}: CorruptionError, got ${String(error)}`);
+            else assert.ok(from + got.length <= seg.baseOffset || (opts as { maxRecords?: number }).maxRecords === got.length, `${where}, from ${from}: the damaged segment's records cannot all be read`);
+          }
         } finally {
           await store.close();
           forgetMemoryTier(tier);
