@@ -10,7 +10,7 @@
 // hang a retry loop.
 
 import { Operator, TimeoutLayer, PresignedRequest } from 'opendal';
-import { InvalidArgumentError, ObjectStoreError, ObjectStoreUnavailableError } from '../errors.js';
+import { CorruptionError, InvalidArgumentError, ObjectStoreError, ObjectStoreUnavailableError } from '../errors.js';
 import { ResolvedTierConfig } from './tier_config.js';
 
 export interface ObjectStat {
@@ -165,6 +165,26 @@ export class ObjectStore {
     }
     this.counters.bytesRead += buf.length;
     return buf;
+  }
+
+  /**
+   * [offset, offset + size) of an object the caller knows to hold objectSize
+   * bytes (a manifest entry). When the read fails and the object's size is
+   * not objectSize (truncated, replaced), that is damage to the archive:
+   * CorruptionError, whatever words the service used for a range past the end.
+   */
+  async readRangeOf(key: string, range: { offset: number; size: number }, objectSize: number): Promise<Buffer> {
+    try {
+      return await this.read(key, range);
+    } catch (err) {
+      if (err instanceof ObjectStoreError && err.kind !== 'NotFound') {
+        const st = await this.stat(key).catch(() => null);
+        if (st && st.size !== objectSize) {
+          throw new CorruptionError(`archived object has ${st.size} bytes, the manifest says ${objectSize}`, { file: key, position: Math.min(st.size, range.offset) });
+        }
+      }
+      throw err;
+    }
   }
 
   /** Writes (replaces) a whole object in one request. */

@@ -32,7 +32,7 @@ import { BatchScanner, BatchInfo, RecordBatchDecoder, RecordBatchView, ViewScrat
 import { StoredRecord } from '../record.js';
 import { ReadOptions, ViewReadOptions, RemoteLogReader } from '../partition.js';
 import { Crc32c } from '../crc32c.js';
-import { CorruptionError, ObjectStoreError } from '../errors.js';
+import { CorruptionError } from '../errors.js';
 import { ObjectStore } from './object_store.js';
 import { ChunkCache } from './chunk_cache.js';
 import { Manifest, ManifestSegment, ObjectKind, crcHex, findSegment } from './manifest.js';
@@ -176,27 +176,8 @@ export class RemotePartitionReader implements RemoteLogReader {
     const offset = ci * C;
     const len = Math.min(C, seg.objects.log.size - offset);
     this.stats.chunksRead++;
-    return this.o.cache.get(this.chunkKey(seg, ci), async () => {
-      let buf: Buffer;
-      try {
-        buf = await this.o.store.read(key, { offset, size: len });
-      } catch (err) {
-        // Services refuse a range past the object's end in their own words: an
-        // object shorter than the manifest says is damage to the archive.
-        if (err instanceof ObjectStoreError && err.kind !== 'NotFound') {
-          const st = await this.o.store.stat(key).catch(() => null);
-          if (st && st.size !== seg.objects.log.size) {
-            throw new CorruptionError(`archived object has ${st.size} bytes, the manifest says ${seg.objects.log.size}`, { file: key, position: Math.min(st.size, offset) });
-          }
-        }
-        throw err;
-      }
-      // S3 answers a range running past the end with the bytes there are.
-      if (buf.length !== len) {
-        throw new CorruptionError(`archived object holds ${buf.length} bytes at ${offset}, the manifest says ${len} (of ${seg.objects.log.size})`, { file: key, position: offset + buf.length });
-      }
-      return buf;
-    });
+    // An object shorter than the manifest says is CorruptionError (readRangeOf).
+    return this.o.cache.get(this.chunkKey(seg, ci), () => this.o.store.readRangeOf(key, { offset, size: len }, seg.objects.log.size));
   }
 
   /**

@@ -161,7 +161,7 @@ export async function restoreStore(dir: string, tier: TierConfig, opts: RestoreO
               h.truncate(0);
               for (let pos = 0; pos < o.size; pos += DOWNLOAD_CHUNK) {
                 const n = Math.min(DOWNLOAD_CHUNK, o.size - pos);
-                const chunk = await objects.read(objDir + o.key, { offset: pos, size: n });
+                const chunk = await objects.readRangeOf(objDir + o.key, { offset: pos, size: n }, o.size);
                 h.write(chunk, 0, n, pos);
                 checker.update(chunk);
                 doneBytes += n;
