@@ -362,3 +362,29 @@ test('restore from an archive whose log object is shorter than its manifest entr
     }
   }
 });
+
+test('refresh() of a store that archives does not adopt a manifest another writer wrote: TierConflictError, and the next pass stops too', async () => {
+  const tier = memoryTier({ autoArchive: false });
+  const a = await openTiered(tmp(), tier);
+  const restored = await (async () => {
+    await appendAll(a.p, recentRecords(200, 80));
+    await a.store.tier!.archiveNow({ roll: true });
+    return Store.restore(tmp(), tier, { storeOptions: { retentionCheckMs: -1 } });
+  })();
+  try {
+    await restored.tier!.refresh();
+    // The restored copy writes first this time.
+    await appendAll(restored.partition('ev', 0), recentRecords(100, 81));
+    await restored.tier!.archiveNow({ roll: true });
+    const before = a.store.tier!.status().partitions[0]!.manifestVersion;
+    await assert.rejects(a.store.tier!.refresh(), TierConflictError);
+    assert.equal(a.store.tier!.status().partitions[0]!.manifestVersion, before, 'the other writer\'s manifest was not adopted');
+    await appendAll(a.p, recentRecords(100, 82));
+    await assert.rejects(a.store.tier!.archiveNow({ roll: true }), TierConflictError);
+    assert.equal(a.store.tier!.status().partitions[0]!.state, 'conflict');
+  } finally {
+    await restored.close();
+    await a.store.close();
+    forgetMemoryTier(tier);
+  }
+});

@@ -543,10 +543,21 @@ export class PartitionArchiver {
 
   /**
    * Reloads the manifest from the object store (after any running cycle, so
-   * it never races an upload's manifest write). Returns it.
+   * it never races an upload's manifest write). Returns it. For a store that
+   * archives, after its first load, this checks the archive still holds the
+   * manifest this store wrote: TierConflictError otherwise (another writer).
    */
   refresh(): Promise<Manifest> {
-    const run = async () => (this.p.isClosed ? this.manifest : this.loadRemoteManifest());
+    const run = async () => {
+      if (this.p.isClosed) return this.manifest;
+      // A store that archives is the only writer of its manifest: one that changed is another writer's (a conflict), not news.
+      if (this.confirmed && !this.d.readOnly && this.enabled) {
+        if (!this.conflict) await this.checkRemoteManifest();
+        if (this.conflict) throw new TierConflictError(this.conflict);
+        return this.manifest;
+      }
+      return this.loadRemoteManifest();
+    };
     const p = this.chain.catch(() => undefined).then(run);
     this.chain = p.then(() => undefined, () => undefined);
     return p;
