@@ -388,3 +388,30 @@ test('refresh() of a store that archives does not adopt a manifest another write
     forgetMemoryTier(tier);
   }
 });
+
+test('a manifest read that shows the previous version for a moment (a store slow to show a PUT) is no conflict: the pass looks again', async () => {
+  const tier = memoryTier({ autoArchive: false });
+  const { store, p } = await openTiered(tmp(), tier);
+  try {
+    await appendAll(p, recentRecords(200, 83));
+    await store.tier!.archiveNow({ roll: true });
+    const key = store.tier!.layout.manifestKey('ev', 0);
+    const objects = store.tier!.objects;
+    const previous = await objects.read(key);
+    await appendAll(p, recentRecords(100, 84));
+    await store.tier!.archiveNow({ roll: true });
+    // The next two reads of the manifest show the one before the last write; then the store catches up.
+    const read = objects.read.bind(objects);
+    let stale = 2;
+    objects.read = async (k: string, range?: { offset: number; size: number }) => (k === key && !range && stale-- > 0 ? Buffer.from(previous) : read(k, range));
+    await appendAll(p, recentRecords(100, 85));
+    await store.tier!.archiveNow({ roll: true });
+    assert.equal(stale, -1, 'the stale manifest was read');
+    const st = store.tier!.status().partitions[0]!;
+    assert.equal(st.state, 'idle');
+    assert.equal(st.archivedUpTo, p.logEndOffset);
+  } finally {
+    await store.close();
+    forgetMemoryTier(tier);
+  }
+});

@@ -601,20 +601,28 @@ export class PartitionArchiver {
    */
   private async checkRemoteManifest(): Promise<void> {
     const key = this.dir + MANIFEST_NAME;
-    let remote: Manifest | null = null;
-    try {
-      remote = parseManifest(await this.d.store.read(key), key, { topic: this.p.topic, partition: this.p.id });
-    } catch (err) {
-      if (!(err instanceof ObjectStoreError && err.kind === 'NotFound')) throw err;
-    }
     const mine = this.manifest;
     const same = (a: Manifest, b: Manifest) => a.version === b.version && a.updatedAt === b.updatedAt;
-    if (remote === null ? mine.version === 0 : same(remote, mine)) return;
-    if (remote && this.attempted && same(remote, this.attempted)) {
-      this.manifest = remote;
-      this.attempted = null;
-      await this.saveLocalManifest();
-      return;
+    let remote: Manifest | null = null;
+    // A store may show an older manifest for a moment after a PUT (as verifyObject allows for objects):
+    // one missing or older than ours is looked at again before it counts.
+    for (let attempt = 1; ; attempt++) {
+      remote = null;
+      try {
+        remote = parseManifest(await this.d.store.read(key), key, { topic: this.p.topic, partition: this.p.id });
+      } catch (err) {
+        if (!(err instanceof ObjectStoreError && err.kind === 'NotFound')) throw err;
+      }
+      if (remote === null ? mine.version === 0 : same(remote, mine)) return;
+      if (remote && this.attempted && same(remote, this.attempted)) {
+        this.manifest = remote;
+        this.attempted = null;
+        await this.saveLocalManifest();
+        return;
+      }
+      const older = remote === null || remote.version < mine.version;
+      if (!older || attempt >= VERIFY_ATTEMPTS) break;
+      await new Promise((resolve) => setTimeout(resolve, VERIFY_DELAY_MS * 2 ** (attempt - 1)));
     }
     const seen = remote ? `version ${remote.version} written at ${remote.updatedAt}` : 'no manifest';
     this.lastingConflict = `the archive's manifest changed under this store (${seen}; this store wrote version ${mine.version} at ${mine.updatedAt}): another writer archives this partition (a restored copy still running, a second store on the bucket?) (${key})`;
