@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../src/store.js';
-import { CorruptionError, ObjectStoreUnavailableError, SedimentError, StorageError, TierConflictError } from '../src/errors.js';
+import { CorruptionError, ObjectStoreUnavailableError, SedimentError, StorageError, TierConflictError, TopicExistsError } from '../src/errors.js';
 import { TierConfig } from '../src/tier/tier_config.js';
 import { parseManifest, Manifest } from '../src/tier/manifest.js';
 import type { ReadOptions } from 'opendal';
@@ -414,4 +414,36 @@ test('a manifest read that shows the previous version for a moment (a store slow
     await store.close();
     forgetMemoryTier(tier);
   }
+});
+
+test('a restore cut off between moving two partitions of a topic into place: the re-run completes, every partition identical to the archive', async () => {
+  const tier = memoryTier({ autoArchive: false });
+  const dir = tmp();
+  const store = await Store.open(dir, { retentionCheckMs: -1, tier });
+  const expected: PlainRecord[][] = [];
+  try {
+    await store.createTopic('ev', { partitions: 2, config: smallTopic() });
+    for (const id of [0, 1]) {
+      const p = store.partition('ev', id);
+      await appendAll(p, recentRecords(200, 86 + id));
+      expected.push(await readPlain(p, { offset: 0 }));
+    }
+    await store.tier!.archiveNow({ roll: true });
+  } finally {
+    await store.close();
+  }
+  const target = tmp();
+  const faulty = new FaultyStorage();
+  // Partition 0 moves into place; the move of partition 1 fails (a crash there).
+  faulty.failOn({ op: 'rename', path: (f: string) => f.includes(`${path.sep}.restore${path.sep}ev-1`) });
+  await assert.rejects(Store.restore(target, tier, { storeOptions: { storage: faulty, retentionCheckMs: -1 } }), StorageError);
+  const r = await Store.restore(target, tier, { storeOptions: { retentionCheckMs: -1 } });
+  try {
+    for (const id of [0, 1]) assert.deepEqual(await readPlain(r.partition('ev', id), { offset: 0 }), expected[id], `partition ${id}`);
+  } finally {
+    await r.close();
+  }
+  // A topic that is not a cut-off restore is still refused.
+  await assert.rejects(Store.restore(target, tier), TopicExistsError);
+  forgetMemoryTier(tier);
 });

@@ -56,6 +56,8 @@ export interface RestoreOptions {
 /** Bytes per ranged GET while downloading a segment. */
 const DOWNLOAD_CHUNK = 8 << 20;
 const STAGING_DIR = '.restore';
+/** Marker in the staging directory of a topic being recorded and moved into place (<topic>.placing). */
+const PLACING_SUFFIX = '.placing';
 
 interface PlannedTopic { name: string; partitions: number; config: Partial<TopicConfig>; manifests: Manifest[] }
 
@@ -132,16 +134,22 @@ export async function restoreStore(dir: string, tier: TierConfig, opts: RestoreO
 
     // 2. The store, with the tier attached (archivers join each topic as it is created).
     store = await Store.open(dir, { ...storeOpts, tier });
-    for (const t of plan) {
-      if (!store.hasTopic(t.name)) continue;
-      // A topic recorded by a restore cut off before it moved the partitions
-      // in holds nothing (its partitions were created empty): restored anew.
-      // Any other existing topic is refused.
-      if (!store.topic(t.name).partitions.every((p) => p.logEndOffset === 0 && p.sizeBytes === 0)) throw new TopicExistsError(t.name);
-    }
-    for (const t of plan) if (store.hasTopic(t.name)) await store.deleteTopic(t.name);
     const staging = path.join(store.dir, STAGING_DIR);
-    storage.removeDir(staging);
+    // A topic whose marker is in the staging directory was being put in place
+    // by a restore that was cut off (recorded, its partitions moved in or
+    // not): restored anew. Any other existing topic is refused.
+    const marker = (name: string) => path.join(staging, `${name}${PLACING_SUFFIX}`);
+    for (const t of plan) if (store.hasTopic(t.name) && !storage.exists(marker(t.name))) throw new TopicExistsError(t.name);
+    for (const t of plan) if (store.hasTopic(t.name)) await store.deleteTopic(t.name);
+    // Leftovers of earlier runs go, except the markers of topics this run leaves alone.
+    if (storage.isDirectory(staging)) {
+      const keep = new Set(plan.map((t) => path.basename(marker(t.name))));
+      for (const name of storage.list(staging)) {
+        const p = path.join(staging, name);
+        if (name.endsWith(PLACING_SUFFIX) && !keep.has(name)) continue;
+        if (storage.isDirectory(p)) storage.removeDir(p); else storage.remove(p);
+      }
+    }
 
     // 3. Stage, verify and move each partition into place, then create the topic.
     for (const t of plan) {
@@ -203,6 +211,8 @@ export async function restoreStore(dir: string, tier: TierConfig, opts: RestoreO
       // move into place: a directory in place without its topic recorded
       // would be adopted on the next open with the default config (e.g. a
       // 7-day retention that remote retention then applies to the archive).
+      await writeWhole(storage, marker(t.name), new Uint8Array(0));
+      await storage.syncDir(staging);
       await store.createTopic(t.name, {
         partitions: t.partitions,
         config: t.config,
@@ -211,8 +221,9 @@ export async function restoreStore(dir: string, tier: TierConfig, opts: RestoreO
           await storage.syncDir(store!.dir);
         },
       });
+      storage.remove(marker(t.name));
     }
-    storage.removeDir(staging);
+    if (storage.list(staging).length === 0) storage.removeDir(staging);
     return store;
   } catch (err) {
     await store?.close().catch(() => undefined);
