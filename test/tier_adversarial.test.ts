@@ -12,7 +12,7 @@ import { parseManifest, Manifest } from '../src/tier/manifest.js';
 import type { ReadOptions } from 'opendal';
 import { FaultyStorage } from './helpers/faulty_storage.js';
 import {
-  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, plain, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord,
+  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, plain, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord, assertRestoreRefused,
 } from './helpers/tier_util.js';
 
 after(cleanup);
@@ -351,13 +351,9 @@ test('restore from an archive whose log object is shorter than its manifest entr
     } finally {
       await store.close();
     }
-    const target = tmp();
-    await assert.rejects(Store.restore(target, tier, { storeOptions: { retentionCheckMs: -1 } }), CorruptionError);
-    const again = await Store.open(target, { retentionCheckMs: -1 });
     try {
-      assert.deepEqual(again.listTopics(), []);
+      await assertRestoreRefused(tier, CorruptionError);
     } finally {
-      await again.close();
       forgetMemoryTier(tier);
     }
   }

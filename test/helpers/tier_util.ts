@@ -1,5 +1,6 @@
 // Shared helpers of the tiered storage tests (test/tier_*.test.ts).
 
+import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -87,3 +88,15 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
 
 export { plain, makeRecords };
 export type { PlainRecord };
+
+/** Store.restore from `tier` into a fresh directory rejects with `type`, and the directory then holds no topic. */
+export async function assertRestoreRefused(tier: TierConfig, type: new (...args: never[]) => Error): Promise<void> {
+  const target = tmp();
+  await assert.rejects(Store.restore(target, tier, { storeOptions: { retentionCheckMs: -1 } }), type);
+  const again = await Store.open(target, { retentionCheckMs: -1 });
+  try {
+    assert.deepEqual(again.listTopics(), []);
+  } finally {
+    await again.close();
+  }
+}
