@@ -12,16 +12,10 @@ import { parseManifest, Manifest } from '../src/tier/manifest.js';
 import type { ReadOptions } from 'opendal';
 import { FaultyStorage } from './helpers/faulty_storage.js';
 import {
-  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, plain, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord, assertRestoreRefused,
+  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, plain, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord, assertRestoreRefused, remoteManifest,
 } from './helpers/tier_util.js';
 
 after(cleanup);
-
-async function remoteManifest(store: Store, topic = 'ev', id = 0): Promise<Manifest> {
-  const t = store.tier!;
-  const key = t.layout.manifestKey(topic, id);
-  return parseManifest(await t.objects.read(key), key);
-}
 
 test('remote retention by size counts the segments still held locally: it drops no more than the log\'s own retention keeps', async () => {
   // Every closed segment is both local and archived (no local retention). The

@@ -18,21 +18,15 @@ import { CorruptionError, ObjectStoreError, OffsetOutOfRangeError, TopicExistsEr
 import { TierConfig, resolveTierConfig } from '../src/tier/tier_config.js';
 import { ObjectStore } from '../src/tier/object_store.js';
 import { getKernelsSync } from '../src/kernels.js';
-import { parseManifest, Manifest, MANIFEST_NAME, ArchiveLayout } from '../src/tier/manifest.js';
+import { parseManifest, MANIFEST_NAME, ArchiveLayout } from '../src/tier/manifest.js';
 import { LOCAL_MANIFEST_FILE } from '../src/tier/archiver.js';
 import { crc32cRef } from './fixtures/reference.js';
 import { partitionHash, crcHex } from './helpers/archive_fixture.js';
 import {
-  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord, plain, assertRestoreRefused,
+  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, smallTopic, recentRecords, makeRecords, openTiered, appendAll, readPlain, PlainRecord, plain, assertRestoreRefused, remoteManifest,
 } from './helpers/tier_util.js';
 
 after(cleanup);
-
-async function remoteManifest(store: Store, topic = 'ev', id = 0): Promise<Manifest> {
-  const t = store.tier!;
-  const key = t.layout.manifestKey(topic, id);
-  return parseManifest(await t.objects.read(key), key);
-}
 
 /** A second client of the same bucket (what another process would see). */
 function bucket(tier: TierConfig): { objects: ObjectStore; layout: ArchiveLayout } {

@@ -11,11 +11,11 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Store } from '../src/store.js';
 import { BackpressureError, ObjectStoreUnavailableError } from '../src/errors.js';
-import { parseManifest, Manifest, OBJECT_KINDS } from '../src/tier/manifest.js';
+import { Manifest, OBJECT_KINDS } from '../src/tier/manifest.js';
 import { crc32cRef } from './fixtures/reference.js';
 import { crcHex } from './helpers/archive_fixture.js';
 import { startS3rver, S3Server } from './helpers/s3rver.js';
-import { tmp, cleanup, FAST, smallTopic, recentRecords, openTiered, appendAll, readPlain, waitFor } from './helpers/tier_util.js';
+import { tmp, cleanup, FAST, smallTopic, recentRecords, openTiered, appendAll, readPlain, waitFor, remoteManifest } from './helpers/tier_util.js';
 import type { TierConfig } from '../src/tier/tier_config.js';
 
 let s3: S3Server;
@@ -27,11 +27,6 @@ after(async () => { await s3.close(); cleanup(); });
 /** A tier config on the shared server, under a fresh prefix. */
 function tierCfg(extra: Partial<TierConfig> = {}): TierConfig {
   return s3.tier(`t${++seq}`, { ...FAST, ...extra });
-}
-
-async function remoteManifest(store: Store): Promise<Manifest> {
-  const key = store.tier!.layout.manifestKey('ev', 0);
-  return parseManifest(await store.tier!.objects.read(key), key);
 }
 
 /** Every object the manifest lists is in the store, complete, with its CRC-32C. */

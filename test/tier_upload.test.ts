@@ -20,7 +20,7 @@ import { BufferPool, uploadTuning } from '../src/tier/archiver.js';
 import { crc32cRef } from './fixtures/reference.js';
 import { crcHex } from './helpers/archive_fixture.js';
 import {
-  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, smallTopic, recentRecords, openTiered, appendAll, readPlain,
+  tmp, cleanup, memoryTier, fsTier, forgetMemoryTier, smallTopic, recentRecords, openTiered, appendAll, readPlain, remoteManifest,
 } from './helpers/tier_util.js';
 
 after(cleanup);
@@ -92,11 +92,6 @@ async function assertArchivedEqualsLocal(objects: ObjectStore, dir: string, m: M
       assert.equal(o.crc32c, crcHex(crc32cRef(local)), `${o.key} CRC-32C`);
     }
   }
-}
-
-async function remoteManifest(store: Store): Promise<Manifest> {
-  const key = store.tier!.layout.manifestKey('ev', 0);
-  return parseManifest(await store.tier!.objects.read(key), key);
 }
 
 const backends: [string, () => TierConfig][] = [['memory', () => memoryTier({ autoArchive: false })], ['fs', () => fsTier({ autoArchive: false })]];

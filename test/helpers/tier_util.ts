@@ -10,6 +10,7 @@ import { RecordInput } from '../../src/record.js';
 import { TopicConfig } from '../../src/topic_config.js';
 import { TierConfig } from '../../src/tier/tier_config.js';
 import { dropMemoryBucket } from '../../src/tier/object_store.js';
+import { Manifest, parseManifest } from '../../src/tier/manifest.js';
 import { makeRecords, plain, PlainRecord } from './archive_fixture.js';
 
 const created: string[] = [];
@@ -99,4 +100,11 @@ export async function assertRestoreRefused(tier: TierConfig, type: new (...args:
   } finally {
     await again.close();
   }
+}
+
+/** The manifest of a partition as the object store holds it now. */
+export async function remoteManifest(store: Store, topic = 'ev', id = 0): Promise<Manifest> {
+  const t = store.tier!;
+  const key = t.layout.manifestKey(topic, id);
+  return parseManifest(await t.objects.read(key), key);
 }
