@@ -14,7 +14,7 @@
 // changes, and callers must not keep a view across an allocation.
 
 import { WASM_BASE64 } from './generated/wasm-module.js';
-import { WasmMemoryError } from './errors.js';
+import { ClosedError, WasmMemoryError } from './errors.js';
 
 /** Raw exports of assembly/index.ts. Pointers and lengths are byte addresses / counts. */
 export interface KernelExports {
@@ -156,9 +156,11 @@ export class WasmBuffer {
     this.ptr = k.alloc(this.capacity);
   }
 
-  /** Guarantees capacity >= size; keeps the first `keep` bytes. Returns ptr. */
+  /** Guarantees capacity >= size; keeps the first `keep` bytes. Returns ptr. ClosedError once freed. */
   ensure(size: number, keep = 0): number {
     if (size <= this.capacity) return this.ptr;
+    // Freed (capacity 0): doubling would never reach size.
+    if (this.capacity === 0) throw new ClosedError('wasm buffer');
     let cap = this.capacity;
     while (cap < size) cap *= 2;
     const next = this.k.alloc(cap);
@@ -169,12 +171,15 @@ export class WasmBuffer {
     return next;
   }
 
-  /** A view of [ptr, ptr + len): valid until the next allocation. */
+  /** A view of [ptr, ptr + len): valid until the next allocation. ClosedError once freed. */
   view(len = this.capacity, from = 0): Uint8Array {
+    if (this.capacity === 0) throw new ClosedError('wasm buffer');
     return this.k.u8.subarray(this.ptr + from, this.ptr + from + len);
   }
 
+  /** Gives the memory back to the wasm heap; idempotent. */
   free(): void {
+    if (this.capacity === 0) return;
     this.k.free(this.ptr);
     this.ptr = 0;
     this.capacity = 0;

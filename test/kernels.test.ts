@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kernels, WasmBuffer, compileKernels, getKernels, getKernelsSync } from '../src/kernels.js';
-import { WasmMemoryError } from '../src/errors.js';
+import { ClosedError, WasmMemoryError } from '../src/errors.js';
 
 async function fresh(): Promise<Kernels> {
   return new Kernels(await compileKernels());
@@ -138,6 +138,20 @@ test('WasmBuffer: ensure keeps the requested prefix, view follows the pointer, f
   // Both blocks are free now (and merged): the next allocation of that size
   // lands in them; with a leak it would land after the buffer.
   assert.ok(k.alloc(cap) <= last, 'free() released the block');
+});
+
+test('WasmBuffer after free: ensure and view throw ClosedError (ensure used to double 0 forever), free again is a no-op', async () => {
+  const k = await fresh();
+  const buf = new WasmBuffer(k, 64);
+  buf.free();
+  assert.throws(() => buf.ensure(100), ClosedError);
+  assert.throws(() => buf.ensure(1), ClosedError);
+  assert.throws(() => buf.view(), ClosedError);
+  buf.free();
+  // The heap is intact: a block of the freed size is handed out again, once.
+  const a = k.alloc(64);
+  const b = k.alloc(64);
+  assert.notEqual(a, b);
 });
 
 test('WasmBuffer.ensure across memory growth keeps data and re-reads views', async () => {
