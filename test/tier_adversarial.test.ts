@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../src/store.js';
 import { CorruptionError, ObjectStoreUnavailableError, SedimentError, StorageError, TierConflictError, TopicExistsError } from '../src/errors.js';
-import { TierConfig } from '../src/tier/tier_config.js';
+import { TierConfig, resolveTierConfig } from '../src/tier/tier_config.js';
+import { ObjectStore } from '../src/tier/object_store.js';
 import { parseManifest, Manifest } from '../src/tier/manifest.js';
 import type { ReadOptions } from 'opendal';
 import { FaultyStorage } from './helpers/faulty_storage.js';
@@ -436,4 +437,49 @@ test('a restore cut off between moving two partitions of a topic into place: the
   // A topic that is not a cut-off restore is still refused.
   await assert.rejects(Store.restore(target, tier), TopicExistsError);
   forgetMemoryTier(tier);
+});
+
+test('an archive whose manifest went back (a bucket restored from an older copy) is refused where it would unlist evicted segments, with the remedy; accepted once the local copy is removed', async () => {
+  const tier = memoryTier({ autoArchive: false, localRetentionBytes: 0 });
+  const dir = tmp();
+  let { store, p } = await openTiered(dir, tier);
+  let older: Buffer;
+  let all: PlainRecord[];
+  let evicted: number;
+  const key = store.tier!.layout.manifestKey('ev', 0);
+  try {
+    await appendAll(p, recentRecords(150, 61));
+    await store.tier!.archiveNow({ roll: true });
+    older = await store.tier!.objects.read(key);
+    await appendAll(p, recentRecords(150, 62));
+    await store.tier!.archiveNow({ roll: true });
+    evicted = p.localLogStartOffset;
+    const listedBefore = parseManifest(older, 'older').segments.at(-1)!.nextOffset;
+    assert.ok(evicted > listedBefore, 'segments listed only by the newer manifest were evicted');
+    all = await readPlain(p, { offset: 0 });
+    assert.equal(all.length, 300);
+  } finally {
+    await store.close();
+  }
+  // The bucket goes back to the older manifest while the store is closed.
+  await new ObjectStore(resolveTierConfig(tier)).write(key, older);
+  ({ store, p } = await openTiered(dir, tier));
+  try {
+    await assert.rejects(store.tier!.archiveNow(), (err: unknown) => err instanceof TierConflictError && /no longer held locally/.test(err.message) && /Remove the local copy/.test(err.message));
+    // Nothing was adopted: every record still reads back (the newer segments' objects are where the local copy says).
+    assert.deepEqual(await readPlain(p, { offset: 0 }), all);
+    assert.equal(parseManifest(await store.tier!.objects.read(key), 'now').version, parseManifest(older, 'older').version, 'the archive was not rewritten');
+  } finally {
+    await store.close();
+  }
+  // The user accepts the archive as it is: the older manifest is adopted.
+  fs.rmSync(`${dir}/ev-0/tier-manifest.json`);
+  ({ store, p } = await openTiered(dir, tier));
+  try {
+    await store.tier!.archiveNow();
+    assert.equal(store.tier!.status().partitions[0]!.manifestVersion, parseManifest(older, 'older').version);
+  } finally {
+    await store.close();
+    forgetMemoryTier(tier);
+  }
 });

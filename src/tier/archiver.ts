@@ -567,15 +567,37 @@ export class PartitionArchiver {
   private async loadRemoteManifest(): Promise<Manifest> {
     const key = this.dir + MANIFEST_NAME;
     let m: Manifest;
-    try {
-      m = parseManifest(await this.d.store.read(key), key, { topic: this.p.topic, partition: this.p.id });
-    } catch (err) {
-      if (!(err instanceof ObjectStoreError && err.kind === 'NotFound')) throw err;
-      m = emptyManifest(this.p.topic, this.p.id);
-    }
-    if (this.stopped) return m;
-    if (this.confirmed && m.version < this.manifest.version) {
-      throw new TierConflictError(`the archive's manifest went back from version ${this.manifest.version} to ${m.version}: another writer or a restored bucket? (${key})`);
+    // Before the first load this.manifest is the local copy: the newest
+    // manifest this store knows the object store took (a copy is saved only
+    // after the write). A remote one older than that, which does not list
+    // segments the copy lists and this partition no longer holds locally
+    // (evicted), would lose them: it is looked at again (a store may show a
+    // PUT late), then refused. Once confirmed, any older one is a conflict.
+    const held = new Set(this.p.segments.map((s) => s.baseOffset));
+    const unlisted = (remote: Manifest) => {
+      const has = new Set(remote.segments.map((s) => s.baseOffset));
+      return this.manifest.segments.find((s) => !has.has(s.baseOffset) && (this.confirmed || !held.has(s.baseOffset)));
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        m = parseManifest(await this.d.store.read(key), key, { topic: this.p.topic, partition: this.p.id });
+      } catch (err) {
+        if (!(err instanceof ObjectStoreError && err.kind === 'NotFound')) throw err;
+        m = emptyManifest(this.p.topic, this.p.id);
+      }
+      if (this.stopped) return m;
+      if (m.version >= this.manifest.version) break;
+      const lost = unlisted(m);
+      if (!this.confirmed && !lost) break;
+      if (attempt >= VERIFY_ATTEMPTS) {
+        if (this.confirmed) throw new TierConflictError(`the archive's manifest went back from version ${this.manifest.version} to ${m.version}: another writer or a restored bucket? (${key})`);
+        throw new TierConflictError(
+          `the archive's manifest went back from version ${this.manifest.version} (the copy in ${path.join(this.p.dir, LOCAL_MANIFEST_FILE)}) to ${m.version}, ` +
+          `which does not list segment ${lost!.baseOffset} (offsets ${lost!.baseOffset}..${lost!.lastOffset}) that is no longer held locally: ` +
+          `a bucket restored from an older copy, emptied, or another one configured? (${key}) Remove the local copy to accept the archive as it is.`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, VERIFY_DELAY_MS * 2 ** (attempt - 1)));
     }
     this.manifest = m;
     this.confirmed = true;
