@@ -17,7 +17,7 @@ import { RecordBatchEncoder, RecordBatchDecoder, BatchScanner, ScanStop, SCAN_ST
   ATTR_CODEC_MASK, CODEC_NONE } from './record_batch.js';
 import { RecordInput, StoredRecord, NormalizedRecord, normalizeRecord } from './record.js';
 import { TopicConfig } from './topic_config.js';
-import { ClosedError, CorruptionError, InvalidArgumentError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
+import { ClosedError, CorruptionError, InvalidArgumentError, ObjectStoreError, OffsetOutOfRangeError, ReadOnlyError, RecordTooLargeError } from './errors.js';
 
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 export const RECOVERY_POINT_FILE = 'recovery-point';
@@ -1069,31 +1069,41 @@ export class Partition {
       }
       let progressed = false;
       let stop = false;
-      for await (const view of source) {
-        // Offsets increase within a view: [s, e) are the records at or after
-        // next and below limit, cut by maxRecords and then by maxBytes (the
-        // first record is always returned).
-        const s = view.indexOfOffset(next);
-        let e = view.indexOfOffset(limit);
-        let done = false;
-        if (e < view.count) stop = true;
-        if (e - s >= maxRecords - records) { e = s + (maxRecords - records); done = true; }
-        if (maxBytes !== Infinity) {
-          for (let i = s; i < e; i++) {
-            const size = view.payloadBytesAt(i);
-            if ((records > 0 || i > s) && bytes + size > maxBytes) { e = i; done = true; break; }
-            bytes += size;
-            if (bytes >= maxBytes) { e = i + 1; done = true; break; }
+      try {
+        for await (const view of source) {
+          // Offsets increase within a view: [s, e) are the records at or after
+          // next and below limit, cut by maxRecords and then by maxBytes (the
+          // first record is always returned).
+          const s = view.indexOfOffset(next);
+          let e = view.indexOfOffset(limit);
+          let done = false;
+          if (e < view.count) stop = true;
+          if (e - s >= maxRecords - records) { e = s + (maxRecords - records); done = true; }
+          if (maxBytes !== Infinity) {
+            for (let i = s; i < e; i++) {
+              const size = view.payloadBytesAt(i);
+              if ((records > 0 || i > s) && bytes + size > maxBytes) { e = i; done = true; break; }
+              bytes += size;
+              if (bytes >= maxBytes) { e = i + 1; done = true; break; }
+            }
           }
+          if (e > s) {
+            progressed = true;
+            records += e - s;
+            next = view.offsetAt(e - 1) + 1;
+            yield view.slice(s, e);
+          }
+          if (done || opts.signal?.aborted) return;
+          if (stop) break;
         }
-        if (e > s) {
-          progressed = true;
-          records += e - s;
-          next = view.offsetAt(e - 1) + 1;
-          yield view.slice(s, e);
+      } catch (err) {
+        // Remote retention moved the log start past `next` under the read
+        // (manifest first, then the objects): the same error as for a local
+        // read below the log start, not the missing object behind it.
+        if (!fromLocal && err instanceof ObjectStoreError && err.kind === 'NotFound' && next < this.logStartOffset) {
+          throw new OffsetOutOfRangeError(next, this.logStartOffset, this.logEndOffset);
         }
-        if (done || opts.signal?.aborted) return;
-        if (stop) break;
+        throw err;
       }
       // A local segment evicted to the object store under the read: read on from the archive.
       if (fromLocal && next < this.localLogStartOffset && this.remote && !stop) continue;
