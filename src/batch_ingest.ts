@@ -116,6 +116,11 @@ export class BatchIngest {
     if (info.firstTimestamp < 0 || info.maxTimestamp < 0) {
       throw new InvalidArgumentError(`${at}: negative timestamp (first ${info.firstTimestamp}, max ${info.maxTimestamp})`);
     }
+    // Timestamps are JS numbers everywhere else (append() refuses unsafe ones): past 2^53 - 1 they would read back
+    // rounded (distinct records with one timestamp). A record's is at most maxTimestamp (checked below).
+    if (info.firstTimestamp > Number.MAX_SAFE_INTEGER || info.maxTimestamp > Number.MAX_SAFE_INTEGER) {
+      throw new InvalidArgumentError(`${at}: timestamp above 2^53 - 1 (first ${info.firstTimestamp}, max ${info.maxTimestamp})`);
+    }
     const k = this.k;
     let batchPtr = ptr + info.position;
     let plainInfo = info;
