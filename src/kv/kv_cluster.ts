@@ -14,6 +14,7 @@
 // batches.
 
 import { Partition } from '../partition.js';
+import { SedimentError } from '../errors.js';
 import { KvIndex, IndexKey, FLAG_CLUSTERED } from './kv_index.js';
 
 /** Values per copy batch. */
@@ -39,8 +40,13 @@ export interface ClusterHost {
   stopping(): boolean;
   /** Reads the values of slots from the log (CRC-checked) into out. */
   readValues(slots: readonly number[], out: Uint8Array[]): void;
-  /** Appends copies of these values, in this order, as one batch, and points the index at them. */
-  appendCopies(keys: readonly IndexKey[], slots: readonly number[], values: readonly Uint8Array[]): void;
+  /**
+   * Appends copies of these values, in this order, in batches within the
+   * namespace's batch limit, and points the index at them (marking them
+   * FLAG_CLUSTERED); a value too large to copy is left as it is. Returns how
+   * many were copied.
+   */
+  appendCopies(keys: readonly IndexKey[], slots: readonly number[], values: readonly Uint8Array[]): number;
 }
 
 export async function clusterPass(h: ClusterHost): Promise<ClusterStats> {
@@ -89,9 +95,16 @@ export async function clusterPass(h: ClusterHost): Promise<ClusterStats> {
     }
     const values = new Array<Uint8Array>(vs.length);
     h.readValues(vs, values);
-    h.appendCopies(vk, vs, values);
-    st.copied += vs.length;
-    for (const v of values) st.bytes += v.length;
+    const copied = h.appendCopies(vk, vs, values);
+    let seen = 0;
+    for (let i = 0; i < vs.length; i++) {
+      const s = vs[i]!;
+      if ((ix.flags[s]! & FLAG_CLUSTERED) !== 0) { seen++; st.copied++; st.bytes += values[i]!.length; continue; }
+      // Too large to copy (it would not fit in one batch with its flags record): a run of its own, marked so no pass retries it.
+      ix.moved(s, ix.valOff[s]!, ix.valPos[s]!, -1);
+      st.inPlace++;
+    }
+    if (seen !== copied) throw new SedimentError('ERR_INTERNAL', `clustering: ${copied} values copied but ${seen} marked (internal invariant)`);
   };
 
   const pair: (IndexKey | number)[] = [];

@@ -20,13 +20,13 @@ import { Storage } from '../storage.js';
 import { Partition, MAX_RECORDS_PER_APPEND } from '../partition.js';
 import { LogSegment } from '../log_segment.js';
 import { RecordInput, NormalizedRecord } from '../record.js';
-import { RecordBatchEncoder } from '../record_batch.js';
+import { RecordBatchEncoder, BATCH_HEADER_SIZE } from '../record_batch.js';
 import { Crc32c } from '../crc32c.js';
 import { ClosedError, CorruptionError, InvalidArgumentError, ReadOnlyError, RecordTooLargeError, SedimentError } from '../errors.js';
 import { validateTopicName } from '../topic_config.js';
 import { KvIndex, IndexKey } from './kv_index.js';
 import { ValueCache } from './kv_cache.js';
-import { RecordCursor, FLAG_DISABLED, FLAG_FORGOTTEN, FLAG_MASK, FLAGS_HEADER, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
+import { RecordCursor, FLAG_DISABLED, FLAG_FORGOTTEN, FLAG_MASK, FLAGS_HEADER, FLAGS_HEADER_BYTES, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
 import { KvBytes, keyString, boundString, valueBytes, byteStringToBytes, bytesToByteString, prefixEnd } from './kv_keys.js';
 import { LogScanner, segmentGeneration } from './kv_log.js';
 import { CHECKPOINT_FILE, CHECKPOINTS_SUPPORTED, decodeCheckpoint, encodeCheckpoint, LoadedCheckpoint } from './kv_checkpoint.js';
@@ -1056,30 +1056,60 @@ export class KvStore {
     return st;
   }
 
-  /** Appends clustering copies of values (one batch) and points the index at them. */
-  private appendCopies(keys: readonly IndexKey[], slots: readonly number[], values: readonly Uint8Array[]): void {
+  /**
+   * Appends clustering copies of values and points the index at them. Each
+   * write is one record batch within the namespace's batch limit (a key's put
+   * and its flags record always share one): the keys are split into as many
+   * batches as needed, and a key whose copy cannot fit in one batch on its own
+   * is not copied (it stays where it is). Returns how many values were copied.
+   */
+  private appendCopies(keys: readonly IndexKey[], slots: readonly number[], values: readonly Uint8Array[]): number {
     this.checkWritable();
     const ix = this.ix;
-    const records: RecordInput[] = [];
-    const putAt = new Array<number>(keys.length);
-    const flagsAt = new Array<number>(keys.length);
-    for (let i = 0; i < keys.length; i++) {
-      const kb = ix.keyBytes(keys[i]!);
-      const f = ix.flags[slots[i]!]! & FLAG_MASK;
-      putAt[i] = records.length;
-      records.push({ key: kb, value: values[i]! });
-      if ((f & FLAG_FORGOTTEN) !== 0) {
-        // The put would end the forgotten state on replay: its flags record goes in the same batch.
-        flagsAt[i] = records.length;
-        records.push({ key: kb, value: null, headers: [[FLAGS_HEADER, new Uint8Array([f])]] });
-      } else {
-        flagsAt[i] = -1;
+    const limit = this.partition.config.maxMessageBytes;
+    const flagsHeaderKeys = [FLAGS_HEADER_BYTES];
+    let copied = 0;
+    let i = 0;
+    while (i < keys.length) {
+      const records: RecordInput[] = [];
+      const which: number[] = [];
+      const putAt: number[] = [];
+      const flagsAt: number[] = [];
+      let bound = BATCH_HEADER_SIZE;
+      for (; i < keys.length; i++) {
+        const kb = ix.keyBytes(keys[i]!);
+        const v = values[i]!;
+        const f = ix.flags[slots[i]!]! & FLAG_MASK;
+        const forgotten = (f & FLAG_FORGOTTEN) !== 0;
+        const fb = new Uint8Array([f]);
+        // The encoder's size bound, by which the partition would split an append (see batchSync).
+        let need = RecordBatchEncoder.recordBound({ key: kb, value: v, headerKeys: [], headerValues: [], timestamp: 0 });
+        if (forgotten) need += RecordBatchEncoder.recordBound({ key: kb, value: null, headerKeys: flagsHeaderKeys, headerValues: [fb], timestamp: 0 });
+        if (bound + need > limit) {
+          if (which.length > 0) break;
+          // Does not fit in a batch even alone (a forgotten key's value near the limit): left where it is.
+          continue;
+        }
+        bound += need;
+        which.push(i);
+        putAt.push(records.length);
+        records.push({ key: kb, value: v });
+        if (forgotten) {
+          // The put would end the forgotten state on replay: its flags record goes in the same batch.
+          flagsAt.push(records.length);
+          records.push({ key: kb, value: null, headers: [[FLAGS_HEADER, fb]] });
+        } else {
+          flagsAt.push(-1);
+        }
       }
+      if (records.length === 0) continue;
+      const w = this.write(records);
+      for (let j = 0; j < which.length; j++) {
+        ix.moved(slots[which[j]!]!, w.base + putAt[j]!, w.batchPos + w.valuePos[putAt[j]!]!, flagsAt[j]! >= 0 ? w.base + flagsAt[j]! : -1);
+      }
+      copied += which.length;
     }
-    const w = this.write(records);
-    for (let i = 0; i < keys.length; i++) {
-      ix.moved(slots[i]!, w.base + putAt[i]!, w.batchPos + w.valuePos[putAt[i]!]!, flagsAt[i]! >= 0 ? w.base + flagsAt[i]! : -1);
-    }
+    return copied;
   }
 
   /**
