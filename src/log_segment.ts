@@ -561,7 +561,9 @@ export class LogSegment {
     if (lastT) { this.maxTimestamp = lastT.timestamp; this.offsetOfMaxTimestamp = lastT.offset; }
     this.bytesSinceLastIndexEntry = 0;
     let first = true;
-    let prevLast = -1;
+    // The scan starts at the last index entry, not at the segment's start: no
+    // chain to check for its first batch (-1 would be one for base offset 0).
+    let prevLast = NO_CHAIN;
     while (pos < this.size) {
       const h = this.validHeader(pos, this.size, prevLast);
       if (!h || h.baseOffset < this.nextOffset) return false;

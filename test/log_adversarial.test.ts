@@ -5,8 +5,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { refBatch, refRecords, RefRecord } from './fixtures/reference.js';
-import { InvalidArgumentError } from '../src/errors.js';
-import { tmpDir, cleanupTmp, openPartition, readAll } from './helpers/log_util.js';
+import * as fs from 'node:fs';
+import { CorruptionError, InvalidArgumentError } from '../src/errors.js';
+import { tmpDir, cleanupTmp, openPartition, readAll, readUntilError, partitionDir, segPath, batchPositions } from './helpers/log_util.js';
 
 after(cleanupTmp);
 
@@ -35,6 +36,42 @@ test('appendBatches refuses timestamps past 2^53 - 1 (they read back rounded) wi
       assert.equal(p.logEndOffset, 2, `${label}: nothing written`);
     }
     assert.equal((await readAll(p)).length, 2);
+  } finally {
+    await store.close();
+  }
+});
+
+test('clean reopen of an active segment at base offset 0: no CRC scan, and a damaged length field is reported by reads, not cut with every later flushed record', async () => {
+  const dir = tmpDir();
+  const cfg = { indexIntervalBytes: 100 };
+  let { store, p } = await openPartition(dir, cfg);
+  for (let i = 0; i < 50; i++) await p.append([{ value: new Uint8Array(50).fill(i), timestamp: 1000 + i }]);
+  assert.ok(p.active.index.entries > 10);
+  await store.close();
+  // A clean shutdown needs no scan: loadTail reads headers from the last index entry.
+  ({ store, p } = await openPartition(dir, cfg));
+  assert.deepEqual(p.recoveryReport, [], 'clean open scanned the segment');
+  assert.equal(p.logEndOffset, 50);
+  await store.close();
+  // Media damage after the clean shutdown: batch 10's length field (before the last index entry).
+  const file = segPath(partitionDir(dir), 0, '.log');
+  const before = fs.statSync(file).size;
+  const bad = batchPositions(file)[10]!.position;
+  const bytes = fs.readFileSync(file);
+  bytes[bad + 9] ^= 0x40;
+  fs.writeFileSync(file, bytes);
+  ({ store, p } = await openPartition(dir, cfg));
+  try {
+    assert.equal(fs.statSync(file).size, before, 'flushed data was truncated at open');
+    assert.equal(p.logEndOffset, 50, 'offsets of flushed records would be reused');
+    const r = await readUntilError(p, { offset: 0 });
+    assert.deepEqual(r.records.map((x) => x.offset), Array.from({ length: 10 }, (_, i) => i));
+    assert.ok(r.error instanceof CorruptionError, `expected CorruptionError, got ${String(r.error)}`);
+    assert.equal(r.error.file, file);
+    assert.equal(r.error.position, bad);
+    // Records after the damage are still there and readable from their offsets.
+    const tail = await readAll(p, { offset: 11 });
+    assert.deepEqual(tail.map((x) => x.value![0]), Array.from({ length: 39 }, (_, i) => i + 11));
   } finally {
     await store.close();
   }
