@@ -90,3 +90,31 @@ test('clustering a namespace with a small batch limit splits its copies into bat
   assert.deepEqual(state(kv), before);
   await store.close();
 });
+
+test('a string key with a lone surrogate is refused (typed), never taken as U+FFFD: two different strings are never one key', async () => {
+  const dir = tmpDir('kv-adv-');
+  const { store, kv } = await open(dir);
+  const lone = ['a\uD800', 'a\uDC00', '\uDBFFz', 'x\uDC00\uD800', 'é\uD83D'];
+  for (const k of lone) {
+    const end = kv.stats().logEndOffset;
+    for (const call of [() => kv.putSync(k, 'v'), () => kv.getSync(k), () => kv.hasSync(k), () => kv.deleteSync(k), () => kv.disableSync(k),
+      () => kv.forgetSync(k), () => kv.updateSync(k, () => 'v'), () => kv.batchSync([{ type: 'put', key: k, value: 'v' }]),
+      () => [...kv.rangeSync({ prefix: k })], () => [...kv.keysSync({ gte: k })], () => kv.count({ lt: k })]) {
+      assert.throws(call, (err: unknown) => (err as { code?: string }).code === 'ERR_INVALID_ARGUMENT', JSON.stringify(k));
+    }
+    assert.equal(kv.stats().logEndOffset, end, 'nothing written');
+  }
+  // Well-formed strings, including U+FFFD itself and surrogate pairs, are their UTF-8 bytes as before.
+  kv.putSync('a\uFFFD', 'replacement char');
+  kv.putSync('a\uD83D\uDE00', 'emoji');
+  assert.equal(new TextDecoder().decode(kv.getSync(new Uint8Array([0x61, 0xef, 0xbf, 0xbd]))), 'replacement char');
+  assert.equal(new TextDecoder().decode(kv.getSync(new Uint8Array([0x61, 0xf0, 0x9f, 0x98, 0x80]))), 'emoji');
+  assert.equal(kv.count(), 2);
+  // Group ids of consumer offsets are keys too.
+  const offsets = await store.consumerOffsets();
+  await assert.rejects(offsets.commitOffset('g\uD800', 't', 0, 5), (err: unknown) => (err as { code?: string }).code === 'ERR_INVALID_ARGUMENT');
+  await offsets.commitOffset('g\uFFFD', 't', 0, 5);
+  await assert.rejects(offsets.fetchOffset('g\uDBFF', 't', 0), (err: unknown) => (err as { code?: string }).code === 'ERR_INVALID_ARGUMENT');
+  assert.equal((await offsets.fetchOffset('g\uFFFD', 't', 0))?.offset, 5);
+  await store.close();
+});

@@ -13,6 +13,7 @@ import type { Store } from '../store.js';
 import { InvalidArgumentError, CorruptionError } from '../errors.js';
 import { validateTopicName } from '../topic_config.js';
 import { KvStore, KvOp } from './kv_store.js';
+import { loneSurrogate } from './kv_keys.js';
 
 export const CONSUMER_OFFSETS_TOPIC = '__consumer_offsets';
 export const CONSUMER_OFFSETS_NAMESPACE = 'consumer_offsets';
@@ -49,6 +50,7 @@ const utf8d = new TextDecoder('utf-8', { fatal: true });
 function groupBytes(group: unknown): Uint8Array {
   if (typeof group !== 'string' || group.length === 0) throw new InvalidArgumentError(`group must be a non-empty string, got ${JSON.stringify(group)}`);
   if (group.includes('\0')) throw new InvalidArgumentError('group must not contain NUL characters');
+  if (loneSurrogate(group) >= 0) throw new InvalidArgumentError('group must be a well-formed string (it has a lone surrogate, which has no UTF-8 form)');
   const b = utf8.encode(group);
   if (b.length > MAX_GROUP_BYTES) throw new InvalidArgumentError(`group is ${b.length} bytes; the limit is ${MAX_GROUP_BYTES}`);
   return b;

@@ -24,6 +24,24 @@ function isAscii(s: string): boolean {
   return true;
 }
 
+/**
+ * Index of the first lone surrogate of s, or -1. UTF-8 has no encoding for
+ * one: TextEncoder writes U+FFFD instead, so two different strings would be
+ * the same key.
+ */
+export function loneSurrogate(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) { i++; continue; }
+    }
+    return i;
+  }
+  return -1;
+}
+
 const fcc = String.fromCharCode;
 
 /**
@@ -65,12 +83,15 @@ export type KvBytes = Uint8Array | string;
 
 /**
  * Validates a key and returns its byte string. Throws InvalidArgumentError
- * (not bytes or a string, or empty) or RecordTooLargeError (over MAX_KEY_BYTES).
+ * (not bytes or a string, empty, or a string with a lone surrogate) or
+ * RecordTooLargeError (over MAX_KEY_BYTES).
  */
 export function keyString(key: unknown, what = 'key'): string {
   if (typeof key === 'string') {
     if (key.length === 0) throw new InvalidArgumentError(`${what} must not be empty`);
     if (key.length <= MAX_KEY_BYTES && isAscii(key)) return key;
+    const lone = loneSurrogate(key);
+    if (lone >= 0) throw new InvalidArgumentError(`${what} has a lone surrogate (U+${key.charCodeAt(lone).toString(16).toUpperCase()} at index ${lone}): it is not valid UTF-8; pass bytes or a well-formed string`);
     const b = utf8.encode(key);
     if (b.length > MAX_KEY_BYTES) throw new RecordTooLargeError(b.length, MAX_KEY_BYTES, what);
     return bytesToByteString(b);
