@@ -118,3 +118,15 @@ test('a string key with a lone surrogate is refused (typed), never taken as U+FF
   assert.equal((await offsets.fetchOffset('g\uFFFD', 't', 0))?.offset, 5);
   await store.close();
 });
+
+test('commitOffsets checks the group id even when there is nothing to commit', async () => {
+  const dir = tmpDir('kv-adv-');
+  const store = await Store.open(dir, { retentionCheckMs: -1 });
+  const offsets = await store.consumerOffsets();
+  for (const bad of ['', 'g\0h', 'x'.repeat(1025), 42 as unknown as string]) {
+    await assert.rejects(offsets.commitOffsets(bad, []), (err: unknown) => (err as { code?: string }).code === 'ERR_INVALID_ARGUMENT', JSON.stringify(bad));
+  }
+  await offsets.commitOffsets('g', []);
+  assert.deepEqual(offsets.listGroups(), []);
+  await store.close();
+});

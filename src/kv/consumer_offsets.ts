@@ -132,6 +132,7 @@ export class ConsumerOffsets {
 
   /** Commits offsets of several partitions at once: all or none, also across a crash. */
   async commitOffsets(group: string, commits: readonly OffsetCommit[]): Promise<void> {
+    groupBytes(group);
     if (!Array.isArray(commits)) throw new InvalidArgumentError('commits must be an array');
     const now = Date.now();
     const ops: KvOp[] = commits.map((c) => {
