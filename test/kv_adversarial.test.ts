@@ -130,3 +130,29 @@ test('commitOffsets checks the group id even when there is nothing to commit', a
   assert.deepEqual(offsets.listGroups(), []);
   await store.close();
 });
+
+test('a second close() (e.g. store.close() during kv.close()) waits for the close in progress: when it resolves the namespace is closed and its checkpoint written', async () => {
+  const dir = tmpDir('kv-adv-');
+  const cp = path.join(dir, `__kv.${NS}-0`, 'kv.checkpoint');
+  let { store, kv } = await open(dir);
+  for (let i = 0; i < 200; i++) kv.putSync(`k${i}`, `v${i}`);
+  const first = kv.close();
+  await kv.close();
+  assert.equal(kv.isClosed, true);
+  assert.ok(fs.existsSync(cp));
+  await first;
+  await store.close();
+  ({ store, kv } = await open(dir));
+  assert.equal(kv.stats().load.fromCheckpoint, true);
+  assert.equal(kv.stats().load.replayedRecords, 0);
+  for (let i = 200; i < 400; i++) kv.putSync(`k${i}`, `v${i}`);
+  const closing = kv.close();
+  await store.close();
+  assert.equal(kv.isClosed, true, 'store.close() returned before the namespace was closed');
+  await closing;
+  ({ store, kv } = await open(dir));
+  assert.equal(kv.stats().load.fromCheckpoint, true);
+  assert.equal(kv.stats().load.replayedRecords, 0, 'the checkpoint written on close covers every write');
+  assert.equal(kv.count(), 400);
+  await store.close();
+});

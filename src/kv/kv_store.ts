@@ -200,6 +200,7 @@ export class KvStore {
   private lastCluster: ClusterStats | null = null;
   private closing = false;
   private closed = false;
+  private closePromise: Promise<void> | null = null;
   private loadReport: KvLoadReport = { fromCheckpoint: false, replayedRecords: 0, rescannedSegments: 0, ms: 0 };
 
   private constructor(name: string, topic: string, partition: Partition, store: Store, o: ResolvedOptions) {
@@ -1263,8 +1264,14 @@ export class KvStore {
    * Stops background work, flushes, writes a checkpoint when the log moved
    * since the last one, and releases memory. The store closes the partition.
    */
-  async close(): Promise<void> {
-    if (this.closed || this.closing) return;
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    // A second caller (e.g. store.close() during a kv.close()) waits for the close in progress.
+    this.closePromise ??= this.closeNow();
+    return this.closePromise;
+  }
+
+  private async closeNow(): Promise<void> {
     this.closing = true;
     if (this.idleTimer !== null) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     try {
