@@ -305,6 +305,13 @@ export class Store {
     this.check();
     if (this.readOnly) throw new ReadOnlyError(`store ${this.dir}`);
     const t = this.topic(name);
+    // A KV namespace open on the topic is closed first: it would serve stale reads and stay the instance store.kv() returns.
+    const kv = this.kvs.get(name);
+    if (kv) {
+      this.kvs.delete(name);
+      const open = await kv.catch(() => null);
+      if (open) await open.close();
+    }
     for (const p of t.partitions) await p.close();
     this.topics.delete(name);
     delete this.meta.topics[name];

@@ -156,3 +156,27 @@ test('a second close() (e.g. store.close() during kv.close()) waits for the clos
   assert.equal(kv.count(), 400);
   await store.close();
 });
+
+test('deleting the topic of an open namespace closes it: no stale reads from the dead instance, and store.kv() creates the namespace afresh', async () => {
+  const dir = tmpDir('kv-adv-');
+  const store = await Store.open(dir, { retentionCheckMs: -1 });
+  const kv = await store.kv(NS, { ...BASE, cacheBytes: 1 << 20 });
+  kv.putSync('a', '1');
+  kv.putSync('b', '2');
+  assert.equal(new TextDecoder().decode(kv.getSync('a')), '1'); // cached
+  await store.deleteTopic(`__kv.${NS}`);
+  assert.equal(kv.isClosed, true);
+  for (const call of [() => kv.getSync('a'), () => kv.getSync('b'), () => kv.count(), () => kv.putSync('c', '3'), () => [...kv.keysSync()]]) {
+    assert.throws(call, (err: unknown) => (err as { code?: string }).code === 'ERR_CLOSED');
+  }
+  const fresh = await store.kv(NS, BASE);
+  assert.notEqual(fresh, kv);
+  assert.equal(fresh.count(), 0);
+  assert.equal(fresh.getSync('a'), undefined);
+  fresh.putSync('z', '26');
+  await store.close();
+  const again = await Store.open(dir, { retentionCheckMs: -1 });
+  const kv2 = await again.kv(NS, BASE);
+  assert.deepEqual([...kv2.keysSync()].map((k) => new TextDecoder().decode(k)), ['z']);
+  await again.close();
+});
