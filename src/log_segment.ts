@@ -518,9 +518,10 @@ export class LogSegment {
 
   /**
    * Rebuilds both indexes from the batch headers (no CRC check: recovery or
-   * a clean shutdown already vouched for the bytes). Stops at the first
-   * damaged header: the indexes then cover the valid prefix and a read past
-   * it reports the corruption. A closed segment keeps its nextOffset.
+   * a clean shutdown already vouched for the bytes). A damaged header whose
+   * length field leads to a valid one is stepped over; otherwise the rebuild
+   * stops there: the indexes then cover the valid prefix and a read past it
+   * reports the corruption. Neither lowers nextOffset nor maxTimestamp.
    */
   rebuildIndexes(): void {
     this.rebuiltSinceLoad = true;
@@ -532,12 +533,32 @@ export class LogSegment {
     this.offsetOfMaxTimestamp = -1;
     let pos = 0;
     let prevLast = this.baseOffset - 1;
+    const maxSize = Math.max(this.settings.maxBatchBytes + LOG_OVERHEAD, MAX_READ_BATCH_BYTES);
     while (pos < this.size) {
-      const h = this.validHeader(pos, this.size, prevLast);
-      if (!h) break;
+      let h = this.validHeader(pos, this.size, prevLast);
+      if (!h) {
+        // A damaged header whose length field leads to a valid one (as
+        // recovery's resync): index on after it, so that the batches beyond
+        // stay reachable; the damaged one stays for reads to report.
+        const d = this.peekHeader(pos);
+        const q = d && d.size >= BATCH_HEADER_SIZE && d.size <= maxSize ? pos + d.size : -1;
+        h = q > pos && q < this.size ? this.validHeader(q, this.size, NO_CHAIN) : null;
+        if (!h || h.baseOffset <= prevLast) break;
+        this.bytesSinceLastIndexEntry += q - pos;
+        pos = q;
+      }
       this.afterBatch(pos, { size: h.size, baseOffset: h.baseOffset, lastOffset: h.lastOffset, maxTimestamp: h.maxTimestamp, offsetOfMaxTimestamp: h.lastOffset });
       prevLast = h.lastOffset;
       pos += h.size;
+    }
+    if (pos < this.size) {
+      // Stopped at damage: the batches after it are still in the file (reads
+      // report the damage). The end and max timestamp known before must not
+      // drop to the prefix's: an active segment's next append would reuse
+      // offsets held after the damage, and timestamp lookups and retention
+      // would misjudge the segment.
+      this.nextOffset = Math.max(this.nextOffset, saved.next);
+      if (saved.max > this.maxTimestamp) { this.maxTimestamp = saved.max; this.offsetOfMaxTimestamp = saved.off; }
     }
     if (this.closed) {
       this.nextOffset = Math.max(this.nextOffset, saved.next);

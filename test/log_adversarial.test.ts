@@ -76,3 +76,76 @@ test('clean reopen of an active segment at base offset 0: no CRC scan, and a dam
     await store.close();
   }
 });
+
+/** The active (base 0) segment of 50 one-record batches after a clean close, with the magic byte of the batch at its third index entry damaged. */
+async function damagedAtIndexEntry(dir: string, cfg: { indexIntervalBytes: number }, lengthToo = false): Promise<{ file: string; entry: { offset: number; position: number } }> {
+  const { store, p } = await openPartition(dir, cfg);
+  for (let i = 0; i < 50; i++) await p.append([{ value: new Uint8Array(50).fill(i), timestamp: 1000 + i }]);
+  const entry = p.active.index.entry(2);
+  await store.close();
+  const file = segPath(partitionDir(dir), 0, '.log');
+  const bytes = fs.readFileSync(file);
+  bytes[entry.position + 16] = 1; // magic
+  if (lengthToo) bytes[entry.position + 8] = 0x7f; // batchLength: past the end, nothing to step to
+  fs.writeFileSync(file, bytes);
+  return { file, entry };
+}
+
+test('a damaged batch at an index entry of the active segment: the index rebuild a read triggers neither lowers logEndOffset (offsets reused by the next append) nor stops at the damage (every later flushed record unreachable)', async () => {
+  const dir = tmpDir();
+  const cfg = { indexIntervalBytes: 1000 };
+  const { file, entry } = await damagedAtIndexEntry(dir, cfg);
+  let { store, p } = await openPartition(dir, cfg);
+  try {
+    assert.equal(p.logEndOffset, 50);
+    // The lookup finds the entry's batch damaged and rebuilds the indexes; the read goes on past the damage.
+    const r = await readUntilError(p, { offset: entry.offset + 2 }, { maxRecords: 3 });
+    assert.equal(r.error, null);
+    assert.deepEqual(r.records.map((x) => x.offset), [entry.offset + 2, entry.offset + 3, entry.offset + 4]);
+    assert.equal(p.logEndOffset, 50, 'the rebuild lowered the log end');
+    assert.equal(p.active.maxTimestamp, 1049, 'the rebuild lowered the max timestamp');
+    // The damaged batch itself is a CorruptionError naming file and position.
+    const bad = await readUntilError(p, { offset: entry.offset });
+    assert.deepEqual(bad.records, []);
+    assert.ok(bad.error instanceof CorruptionError, String(bad.error));
+    assert.equal(bad.error.file, file);
+    assert.equal(bad.error.position, entry.position);
+    const a = await p.append([{ value: new Uint8Array([200]), timestamp: 5000 }]);
+    assert.equal(a.baseOffset, 50, 'an offset was reused');
+    await store.close();
+    ({ store, p } = await openPartition(dir, cfg));
+    assert.equal(p.logEndOffset, 51);
+    const tail = await readAll(p, { offset: entry.offset + 1 });
+    assert.deepEqual(tail.map((x) => [x.offset, x.value![0]]),
+      [...Array.from({ length: 49 - entry.offset }, (_, i) => [entry.offset + 1 + i, entry.offset + 1 + i]), [50, 200]]);
+    assert.equal(await p.offsetForTimestamp(1040), 40);
+    assert.equal(await p.offsetForTimestamp(5000), 50);
+  } finally {
+    await store.close();
+  }
+});
+
+test('a damaged batch at an index entry of the active segment whose length is damaged too: the rebuild stops there, but logEndOffset and the max timestamp stay, and appends get fresh offsets', async () => {
+  const dir = tmpDir();
+  const cfg = { indexIntervalBytes: 1000 };
+  const { file, entry } = await damagedAtIndexEntry(dir, cfg, true);
+  let { store, p } = await openPartition(dir, cfg);
+  try {
+    const r = await readUntilError(p, { offset: entry.offset + 2 });
+    assert.deepEqual(r.records, []);
+    assert.ok(r.error instanceof CorruptionError, String(r.error));
+    assert.equal(r.error.file, file);
+    assert.equal(r.error.position, entry.position);
+    assert.equal(p.logEndOffset, 50, 'the rebuild lowered the log end');
+    assert.equal(p.active.maxTimestamp, 1049, 'the rebuild lowered the max timestamp');
+    const a = await p.append([{ value: new Uint8Array([200]), timestamp: 5000 }]);
+    assert.equal(a.baseOffset, 50, 'an offset was reused');
+    assert.deepEqual((await readAll(p, { offset: 50 })).map((x) => x.value![0]), [200]);
+    await store.close();
+    ({ store, p } = await openPartition(dir, cfg));
+    assert.equal(p.logEndOffset, 51);
+    assert.deepEqual((await readAll(p, { offset: 0 }, { maxRecords: entry.offset })).map((x) => x.offset), Array.from({ length: entry.offset }, (_, i) => i));
+  } finally {
+    await store.close();
+  }
+});
