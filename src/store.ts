@@ -346,8 +346,10 @@ export class Store {
     const have = this.kvs.get(topic);
     // A namespace the caller closed itself is opened again.
     if (have) {
-      return have.then((kv) => {
-        if (!kv.isClosed) return kv;
+      return have.then(async (kv) => {
+        if (!kv.isClosed && !kv.isClosing) return kv;
+        // One being closed is opened again once its close (flush, checkpoint) is done.
+        await kv.close().catch(() => undefined);
         if (this.kvs.get(topic) === have) this.kvs.delete(topic);
         return this.openKv(topic, open);
       });

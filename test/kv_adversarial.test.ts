@@ -180,3 +180,20 @@ test('deleting the topic of an open namespace closes it: no stale reads from the
   assert.deepEqual([...kv2.keysSync()].map((k) => new TextDecoder().decode(k)), ['z']);
   await again.close();
 });
+
+test('store.kv() while the namespace is closing waits for the close and opens it again (never hands out the closing instance)', async () => {
+  const dir = tmpDir('kv-adv-');
+  const store = await Store.open(dir, { retentionCheckMs: -1 });
+  const kv = await store.kv(NS, BASE);
+  for (let i = 0; i < 100; i++) kv.putSync(`k${i}`, `v${i}`);
+  const closing = kv.close();
+  const [a, b] = await Promise.all([store.kv(NS, BASE), store.kv(NS, BASE)]);
+  assert.equal(kv.isClosed, true);
+  assert.notEqual(a, kv);
+  assert.equal(a, b, 'one instance per name');
+  a.putSync('k100', 'v100');
+  assert.equal(a.count(), 101);
+  assert.equal(a.stats().load.fromCheckpoint, true, 'it loaded the checkpoint the close wrote');
+  await closing;
+  await store.close();
+});

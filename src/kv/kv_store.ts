@@ -1252,6 +1252,8 @@ export class KvStore {
   }
 
   get isClosed(): boolean { return this.closed; }
+  /** close() has begun and not finished. */
+  get isClosing(): boolean { return this.closing && !this.closed; }
 
   private release(): void {
     this.compactor?.free();
