@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { refBatch, refRecords, RefRecord } from './fixtures/reference.js';
 import * as fs from 'node:fs';
 import { CorruptionError, InvalidArgumentError } from '../src/errors.js';
-import { tmpDir, cleanupTmp, openPartition, readAll, readUntilError, partitionDir, segPath, batchPositions } from './helpers/log_util.js';
+import * as path from 'node:path';
+import { tmpDir, cleanupTmp, openPartition, readAll, readUntilError, partitionDir, segPath, segmentBases, batchPositions, valueOf, keyOf, noSync } from './helpers/log_util.js';
+import { FaultyStorage, FaultOp } from './helpers/faulty_storage.js';
 
 after(cleanupTmp);
 
@@ -148,4 +150,59 @@ test('a damaged batch at an index entry of the active segment whose length is da
   } finally {
     await store.close();
   }
+});
+
+test('a fault at any step of a recovery that cuts a damaged unflushed segment (truncate, later segments deleted, indexes rebuilt, syncs, recovery point), then a crash: the next open recovers a clean prefix holding every flushed record', async () => {
+  const cfg = { segmentBytes: 1500, indexIntervalBytes: 128 };
+  const ops: FaultOp[] = ['write', 'truncate', 'open', 'datasync', 'syncDir', 'rename', 'remove'];
+  let faultsHit = 0;
+  for (const op of ops) {
+    for (let after = 0; after < 6; after++) {
+      for (const second of ['drop', 'process'] as const) {
+        const label = `${op} after ${after}, then ${second} crash`;
+        const dir = tmpDir();
+        const pdir = partitionDir(dir);
+        const fsx = new FaultyStorage(noSync);
+        let { store, p } = await openPartition(dir, cfg, { storage: fsx });
+        let appended = 0;
+        for (; appended < 20; appended++) p.appendSync([{ key: keyOf(appended), value: valueOf(appended, 40) }]);
+        await p.flush();
+        const flushed = appended;
+        for (; appended < 60; appended++) p.appendSync([{ key: keyOf(appended), value: valueOf(appended, 40) }]);
+        // The first closed segment past the flush, and a later one, exist; a process crash keeps them all.
+        const unflushed = p.segments.find((sg, i) => i < p.segments.length - 2 && sg.baseOffset >= flushed)!;
+        assert.ok(unflushed, `${label}: layout`);
+        const damagedFile = segPath(pdir, unflushed.baseOffset, '.log');
+        fsx.crash({ keepUnsynced: true });
+        fs.rmSync(path.join(dir, '.lock'), { force: true });
+        // Its second batch is damaged (a torn page): recovery must cut there and drop every later segment.
+        const cutAt = unflushed.baseOffset + 1;
+        FaultyStorage.flipBit(damagedFile, batchPositions(damagedFile)[1]!.position + 30);
+        const clear = fsx.failOn({ op, after, partialBytes: op === 'write' ? 5 : undefined });
+        try {
+          ({ store, p } = await openPartition(dir, cfg, { storage: fsx }));
+          await store.close();
+        } catch {
+          faultsHit++;
+        }
+        clear();
+        fsx.crash(second === 'process' ? { keepUnsynced: true } : {});
+        fs.rmSync(path.join(dir, '.lock'), { force: true });
+        ({ store, p } = await openPartition(dir, cfg, { storage: fsx }));
+        try {
+          assert.equal(p.logEndOffset, cutAt, `${label}: log end`);
+          assert.ok(segmentBases(pdir).every((b) => b <= unflushed.baseOffset), `${label}: later segments dropped`);
+          const { records, error } = await readUntilError(p, { offset: 0 });
+          assert.equal(error, null, `${label}: ${String(error)}`);
+          assert.equal(records.length, cutAt, label);
+          records.forEach((r, i) => { assert.equal(r.offset, i); assert.deepEqual(r.value, valueOf(i, 40), `${label}: value ${i}`); });
+          assert.equal((await p.append([{ value: 'next' }])).baseOffset, cutAt, `${label}: next offset`);
+        } finally {
+          await store.close();
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      }
+    }
+  }
+  assert.ok(faultsHit > 20, `faults hit during recovery: ${faultsHit}`);
 });
