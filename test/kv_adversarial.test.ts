@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../src/store.js';
 import { KvStore, KvOptions } from '../src/kv/kv_store.js';
+import { Kernels, compileKernels } from '../src/kernels.js';
 import { FaultyStorage } from './helpers/faulty_storage.js';
 import { tmpDir, cleanupTmp, noSync, batchPositions } from './helpers/log_util.js';
 
@@ -195,5 +196,32 @@ test('store.kv() while the namespace is closing waits for the close and opens it
   assert.equal(a.count(), 101);
   assert.equal(a.stats().load.fromCheckpoint, true, 'it loaded the checkpoint the close wrote');
   await closing;
+  await store.close();
+});
+
+test('compaction does not hold a buffer of the whole batch limit per namespace: many compacted namespaces fit in wasm memory', async () => {
+  // Every open namespace's compactor kept a buffer of its batch limit (16 MiB by default, 32 MiB once rounded) after its
+  // first pass: about 120 compacted namespaces exhausted the 4 GiB of wasm memory (WasmMemoryError for every partition).
+  const k = new Kernels(await compileKernels());
+  const dir = tmpDir('kv-adv-');
+  const store = await Store.open(dir, { retentionCheckMs: -1, storage: noSync, kernels: k });
+  const start = k.u8.buffer.byteLength;
+  const n = 12;
+  for (let i = 0; i < n; i++) {
+    const kv = await store.kv(`n${i}`, { segmentBytes: 1024, flushMs: -1, minDirtyRatio: -1, checkpointBytes: -1, clusterRatio: -1 });
+    for (let j = 0; j < 12; j++) kv.putSync(`k${j % 3}`, 'x'.repeat(300));
+    const st = await kv.compact();
+    assert.ok(st.rewritten + st.removed > 0, 'the pass rewrote something');
+    assert.equal(kv.stats().keys, 3);
+  }
+  const grown = k.u8.buffer.byteLength - start;
+  assert.ok(grown < n * 8 * 1024 * 1024, `wasm memory grew by ${(grown / 2 ** 20).toFixed(0)} MiB for ${n} namespaces`);
+  // A pass over large batches still works (its buffer grows for it, and is given back after the pass).
+  const big = await store.kv('big', { segmentBytes: 1 << 20, flushMs: -1, minDirtyRatio: -1, checkpointBytes: -1, clusterRatio: -1 });
+  for (let r = 0; r < 3; r++) big.batchSync(Array.from({ length: 4 }, (_, j) => ({ type: 'put' as const, key: `b${j}`, value: new Uint8Array(300_000).fill(r) })));
+  big.putSync('tail', 'x');
+  const st = await big.compact();
+  assert.ok(st.rewritten + st.removed > 0);
+  for (let j = 0; j < 4; j++) assert.deepEqual(big.getSync(`b${j}`), new Uint8Array(300_000).fill(2));
   await store.close();
 });

@@ -35,6 +35,8 @@ import { RecordCursor, OP_PUT, OP_DEL, OP_FLAGS } from './kv_record.js';
 import { LogScanner, stampGeneration } from './kv_log.js';
 
 export const CLEANED_SUFFIX = '.cleaned';
+/** Output buffer kept between passes (a larger one, grown for large batches, is freed after the pass). */
+const OUT_KEEP_BYTES = 64 * 1024;
 /** Input bytes processed between yields to the event loop. */
 const SLICE_BYTES = 256 * 1024;
 
@@ -73,7 +75,7 @@ export class KvCompactor {
   private readonly host: CompactionHost;
   private readonly scanner: LogScanner;
   private readonly cursor: RecordCursor;
-  private readonly out: WasmBuffer;
+  private out: WasmBuffer;
   private readonly maxBatch: number;
   /** Mutation count when each segment was last compacted: skip it until something changes. */
   private readonly visited = new WeakMap<LogSegment, number>();
@@ -83,7 +85,7 @@ export class KvCompactor {
     this.maxBatch = Math.max(host.partition.config.maxMessageBytes, 1 << 20);
     this.scanner = new LogScanner(host.k, this.maxBatch);
     this.cursor = new RecordCursor(host.k);
-    this.out = new WasmBuffer(host.k, 64 * 1024);
+    this.out = new WasmBuffer(host.k, OUT_KEEP_BYTES);
   }
 
   free(): void {
@@ -98,12 +100,20 @@ export class KvCompactor {
     const p = this.host.partition;
     const closed = p.segments.slice(0, -1);
     const C = this.host.checkpointOffset();
-    for (const seg of closed) {
-      if (this.host.stopping()) break;
-      if (!p.segments.includes(seg)) continue;
-      if (this.visited.get(seg) === this.host.mutations()) continue;
-      st.segments++;
-      await this.compactSegment(seg, C, st);
+    try {
+      for (const seg of closed) {
+        if (this.host.stopping()) break;
+        if (!p.segments.includes(seg)) continue;
+        if (this.visited.get(seg) === this.host.mutations()) continue;
+        st.segments++;
+        await this.compactSegment(seg, C, st);
+      }
+    } finally {
+      // A buffer grown for large batches is given back between passes.
+      if (this.out.capacity > OUT_KEEP_BYTES) {
+        this.out.free();
+        this.out = new WasmBuffer(this.host.k, OUT_KEEP_BYTES);
+      }
     }
     return st;
   }
@@ -137,10 +147,13 @@ export class KvCompactor {
     const fixPositions: number[] = [];
     try {
       file.truncate(0);
-      this.out.ensure(this.maxBatch + LOG_OVERHEAD);
       let sinceYield = 0;
       const cur = this.cursor;
       for (const { info, ptr } of this.scanner.batches(seg, 0, seg.size)) {
+        // A rewritten batch is never larger than its input (sized per batch: a buffer of the namespace's
+        // batch limit, 16 MiB by default, held by every open namespace exhausted wasm memory at ~120 of them).
+        // Before the cursor takes its views of memory.
+        this.out.ensure(info.size);
         // Kept records' [start, end) addresses in the input batch.
         const ranges: number[] = [];
         const puts: number[] = []; // index into ranges/2 of kept puts, with their value address
