@@ -206,3 +206,47 @@ test('a fault at any step of a recovery that cuts a damaged unflushed segment (t
   }
   assert.ok(faultsHit > 20, `faults hit during recovery: ${faultsHit}`);
 });
+
+test('an index rebuild of a closed segment stopped by damage keeps its max timestamp: offsetForTimestamp never skips to a later segment (it answers right or throws CorruptionError)', async () => {
+  const dir = tmpDir();
+  const cfg = { indexIntervalBytes: 1000, segmentBytes: 60 * 118 + 10 };
+  let { store, p } = await openPartition(dir, cfg);
+  const model: number[] = [];
+  for (let i = 0; i < 70; i++) {
+    // Segment 0 (offsets 0..59) rises to 1590; segment 1 starts low again.
+    const ts = i < 60 ? 1000 + i * 10 : 1000 + (i - 60) * 5;
+    model.push(ts);
+    await p.append([{ value: new Uint8Array(50).fill(i), timestamp: ts }]);
+  }
+  assert.equal(p.segments[0]!.nextOffset, 60);
+  const seg0 = p.segments[0]!;
+  seg0.loadIndexes();
+  const entry = seg0.index.entry(2);
+  await store.close();
+  const file = segPath(partitionDir(dir), 0, '.log');
+  const bytes = fs.readFileSync(file);
+  bytes[entry.position + 16] = 1; // magic
+  bytes[entry.position + 8] = 0x7f; // and length: the rebuild cannot step over it
+  fs.writeFileSync(file, bytes);
+  ({ store, p } = await openPartition(dir, cfg));
+  try {
+    const r = await readUntilError(p, { offset: entry.offset + 1 });
+    assert.ok(r.error instanceof CorruptionError);
+    assert.equal(p.segments[0]!.maxTimestamp, 1590, 'the rebuild lowered the closed segment\'s max timestamp');
+    let answered = 0;
+    for (let ts = 990; ts <= 1600; ts += 7) {
+      const i = model.findIndex((t) => t >= ts);
+      const want = i < 0 ? model.length : i;
+      try {
+        assert.equal(await p.offsetForTimestamp(ts), want, `offsetForTimestamp(${ts})`);
+        answered++;
+      } catch (err) {
+        assert.ok(err instanceof CorruptionError, `offsetForTimestamp(${ts}): ${String(err)}`);
+        assert.equal(err.position, entry.position);
+      }
+    }
+    assert.ok(answered > 20, `answered ${answered}`);
+  } finally {
+    await store.close();
+  }
+});
