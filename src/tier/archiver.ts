@@ -49,6 +49,11 @@ export const LOCAL_MANIFEST_FILE = 'tier-manifest.json';
 /** Stats of an uploaded object before a missing or wrong-sized object fails the upload, and the first wait between them (doubling). */
 const VERIFY_ATTEMPTS = 5;
 const VERIFY_DELAY_MS = 20;
+
+/** The wait before look number attempt + 1 at something a store may show late (objects, manifests): 20, 40, 80, 160 ms. */
+function lookAgainAfter(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, VERIFY_DELAY_MS * 2 ** (attempt - 1)));
+}
 /** Largest log uploaded in one PUT from memory, whatever the multipart threshold (larger ones are streamed). */
 const MAX_ONE_PUT_BYTES = 1 << 30;
 /** Part size of multipart uploads (segments above the multipart threshold). */
@@ -563,6 +568,17 @@ export class PartitionArchiver {
     return p;
   }
 
+  /** The partition's manifest as the object store shows it now; null when there is none. */
+  private async readRemoteManifest(): Promise<Manifest | null> {
+    const key = this.dir + MANIFEST_NAME;
+    try {
+      return parseManifest(await this.d.store.read(key), key, { topic: this.p.topic, partition: this.p.id });
+    } catch (err) {
+      if (err instanceof ObjectStoreError && err.kind === 'NotFound') return null;
+      throw err;
+    }
+  }
+
   /** Reads the manifest from the object store and reconciles the partition directory's objects with it. */
   private async loadRemoteManifest(): Promise<Manifest> {
     const key = this.dir + MANIFEST_NAME;
@@ -576,18 +592,13 @@ export class PartitionArchiver {
     const held = new Set(this.p.segments.map((s) => s.baseOffset));
     const unlisted = (remote: Manifest) => {
       const has = new Set(remote.segments.map((s) => s.baseOffset));
-      return this.manifest.segments.find((s) => !has.has(s.baseOffset) && (this.confirmed || !held.has(s.baseOffset)));
+      return this.manifest.segments.find((s) => !has.has(s.baseOffset) && !held.has(s.baseOffset));
     };
     for (let attempt = 1; ; attempt++) {
-      try {
-        m = parseManifest(await this.d.store.read(key), key, { topic: this.p.topic, partition: this.p.id });
-      } catch (err) {
-        if (!(err instanceof ObjectStoreError && err.kind === 'NotFound')) throw err;
-        m = emptyManifest(this.p.topic, this.p.id);
-      }
+      m = (await this.readRemoteManifest()) ?? emptyManifest(this.p.topic, this.p.id);
       if (this.stopped) return m;
       if (m.version >= this.manifest.version) break;
-      const lost = unlisted(m);
+      const lost = this.confirmed ? undefined : unlisted(m);
       if (!this.confirmed && !lost) break;
       if (attempt >= VERIFY_ATTEMPTS) {
         if (this.confirmed) throw new TierConflictError(`the archive's manifest went back from version ${this.manifest.version} to ${m.version}: another writer or a restored bucket? (${key})`);
@@ -597,7 +608,7 @@ export class PartitionArchiver {
           `a bucket restored from an older copy, emptied, or another one configured? (${key}) Remove the local copy to accept the archive as it is.`,
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, VERIFY_DELAY_MS * 2 ** (attempt - 1)));
+      await lookAgainAfter(attempt);
     }
     this.manifest = m;
     this.confirmed = true;
@@ -629,12 +640,7 @@ export class PartitionArchiver {
     // A store may show an older manifest for a moment after a PUT (as verifyObject allows for objects):
     // one missing or older than ours is looked at again before it counts.
     for (let attempt = 1; ; attempt++) {
-      remote = null;
-      try {
-        remote = parseManifest(await this.d.store.read(key), key, { topic: this.p.topic, partition: this.p.id });
-      } catch (err) {
-        if (!(err instanceof ObjectStoreError && err.kind === 'NotFound')) throw err;
-      }
+      remote = await this.readRemoteManifest();
       if (remote === null ? mine.version === 0 : same(remote, mine)) return;
       if (remote && this.attempted && same(remote, this.attempted)) {
         this.manifest = remote;
@@ -644,7 +650,7 @@ export class PartitionArchiver {
       }
       const older = remote === null || remote.version < mine.version;
       if (!older || attempt >= VERIFY_ATTEMPTS) break;
-      await new Promise((resolve) => setTimeout(resolve, VERIFY_DELAY_MS * 2 ** (attempt - 1)));
+      await lookAgainAfter(attempt);
     }
     const seen = remote ? `version ${remote.version} written at ${remote.updatedAt}` : 'no manifest';
     this.lastingConflict = `the archive's manifest changed under this store (${seen}; this store wrote version ${mine.version} at ${mine.updatedAt}): another writer archives this partition (a restored copy still running, a second store on the bucket?) (${key})`;
@@ -1031,7 +1037,7 @@ export class PartitionArchiver {
         if (!st) throw new ObjectStoreError('verify', key, 'NotFound', `uploaded object is missing (${attempt} looks)`);
         throw new ObjectStoreError('verify', key, 'Unexpected', `uploaded object has ${st.size} bytes, expected ${o.size} (${attempt} looks)`);
       }
-      await new Promise((resolve) => setTimeout(resolve, VERIFY_DELAY_MS * 2 ** (attempt - 1)));
+      await lookAgainAfter(attempt);
     }
     if (this.d.config.verifyReadBack && o.size > 0) {
       const back = await this.d.store.read(key);
@@ -1072,6 +1078,7 @@ export class PartitionArchiver {
         continue;
       }
       p.deleteOldestSegment();
+      this.matched.delete(seg.baseOffset);
       total -= seg.size;
       this.counters.evictedSegments++;
     }
@@ -1086,14 +1093,15 @@ export class PartitionArchiver {
    */
   private async checkLocalCopy(seg: LogSegment, e: ManifestSegment): Promise<void> {
     const size = seg.size;
-    const lease = uploadBuffers.take(Math.min(size, uploadTuning.streamChunkBytes));
+    const { chunk: step, readPiece: piece } = checkTuning(this.d.store.streamsWrites);
+    const lease = uploadBuffers.take(Math.min(size, step));
     let crc = 0;
     try {
       const h = this.d.storage.open(seg.logPath, 'read');
       try {
         for (let pos = 0; pos < size; pos += lease.buf.length) {
           const chunk = lease.buf.subarray(0, Math.min(lease.buf.length, size - pos));
-          await readExactlyParallel(h, chunk, pos, seg.logPath, uploadTuning.readPieceBytes);
+          await readExactlyParallel(h, chunk, pos, seg.logPath, piece);
           crc = this.d.crc.of(chunk, crc);
         }
       } finally {
